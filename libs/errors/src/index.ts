@@ -1,0 +1,2 @@
+export * from './module-error';
+export * from './http-status';

@@ -1,0 +1,65 @@
+import type { Readable } from 'node:stream';
+
+/** Options every storage call accepts: cancellation (and with it, deadlines). */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface ModuleVersionRef {
+  /** Module path, unescaped (e.g. `github.com/Azure/azure-sdk`). */
+  module: string;
+  /** Canonical semantic version (e.g. `v1.2.3`, `v0.0.0-20240101000000-abcdefabcdef`). */
+  version: string;
+}
+
+export interface ZipContent {
+  /** Size of the zip in bytes, known before the first byte is read. */
+  size: number;
+  /** The zip bytes. The caller must consume or destroy it. */
+  stream: Readable;
+}
+
+export interface SaveInput extends ModuleVersionRef {
+  /** The `.info` JSON exactly as it will be served. */
+  info: Buffer;
+  /** The `go.mod` bytes exactly as they will be served. */
+  mod: Buffer;
+  /** The zip bytes; read once, streamed, never buffered whole. */
+  zip: Readable;
+  /**
+   * Hex SHA-256 of the zip, when the caller knows it. A save whose zip does not match is
+   * rejected (`invalid-argument`) and leaves nothing behind.
+   */
+  zipSha256?: string;
+}
+
+export interface CatalogPage {
+  entries: ModuleVersionRef[];
+  /** Opaque token for the next page; absent on the last page. */
+  nextPageToken?: string;
+}
+
+export interface CatalogOptions extends CallOptions {
+  pageSize: number;
+  pageToken?: string;
+}
+
+/**
+ * The storage port. Module content is immutable: a version is saved once, completely and
+ * atomically, or not at all. Errors are `ModuleError`s from @modproxy/errors:
+ * `not-found` for a missing module or version, `already-exists` when a save finds the
+ * version there, `invalid-argument` for a path or version that the Go rules reject.
+ */
+export interface ModuleStorage {
+  exists(module: string, version: string, options?: CallOptions): Promise<boolean>;
+  info(module: string, version: string, options?: CallOptions): Promise<Buffer>;
+  mod(module: string, version: string, options?: CallOptions): Promise<Buffer>;
+  zip(module: string, version: string, options?: CallOptions): Promise<ZipContent>;
+  save(input: SaveInput, options?: CallOptions): Promise<void>;
+  /** Every stored version of exactly this module (not `a/b/v2` for `a/b`), in Go's version order. */
+  list(module: string, options?: CallOptions): Promise<string[]>;
+  delete(module: string, version: string, options?: CallOptions): Promise<void>;
+  /** Every stored module version, ordered by module path then version (plain byte order, so every backend can page by key), paged. */
+  catalog(options: CatalogOptions): Promise<CatalogPage>;
+  close(): Promise<void>;
+}
