@@ -1,3 +1,7 @@
 import { projectTestConfig } from '../../vitest.shared';
 
-export default projectTestConfig();
+// One FerretDB (MongoDB wire protocol over SQLite) for the whole run, built on first use by
+// scripts/ensure-ferretdb.sh; its teardown stops the server whether the tests pass or fail.
+export default projectTestConfig({
+  globalSetup: ['src/testing/ferretdb-global-setup.ts'],
+});

@@ -13,6 +13,11 @@ export interface FetchedVersion {
   info: Buffer;
   mod: Buffer;
   zipSize: number;
+  /**
+   * The zip as a local file (every upstream downloads to a temporary file first), so that
+   * it can be verified with random access before it is stored.
+   */
+  zipPath: string;
   /** Opens the zip for reading; may be called more than once until `release()`. */
   openZip(): Readable;
   /** Removes the temporary files. Idempotent. */

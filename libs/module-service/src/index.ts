@@ -1,0 +1,2 @@
+export * from './module-service';
+export * from './single-flight';

@@ -1,0 +1,287 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { errors, isModuleError, ModuleError, toModuleError } from '@modproxy/errors';
+import { checkModulePath, chooseLatest, isCanonicalVersion, isValidVersionQuery, listVersions } from '@modproxy/gomod';
+import { verifyGoModMatches, verifyModuleZip } from '@modproxy/modzip';
+import type { CallOptions, ModuleStorage, ZipContent } from '@modproxy/storage';
+import type { FetchedVersion, Upstream } from '@modproxy/upstream';
+import { SingleFlight, waitFor } from './single-flight';
+
+/**
+ * What a request for a version we do not hold does:
+ * - `sync`: fetch it from upstream now (once, however many ask), store it, serve it;
+ * - `async`: start that fetch in the background and answer not-found, so the go command
+ *   falls through to its next GOPROXY entry;
+ * - `none`: never fetch; serve only what storage holds (list and latest too).
+ */
+export type DownloadMode = 'sync' | 'async' | 'none';
+
+/** Where an answer for `/@v/list` or `/@latest` came from. */
+export type AnswerSource = 'upstream' | 'storage';
+
+export interface ListAnswer {
+  versions: string[];
+  /** `storage` when upstream failed and only stored versions are served. */
+  source: AnswerSource;
+}
+
+export interface LatestAnswer {
+  info: Buffer;
+  source: AnswerSource;
+}
+
+export interface ModuleServiceEvents {
+  /** A version was fetched from upstream and stored. */
+  fetched?(module: string, version: string, durationMs: number): void;
+  /** A fetch from upstream failed (the failure is not cached). */
+  fetchFailed?(module: string, version: string, error: ModuleError): void;
+  /** Upstream could not answer list/latest and stored data was served instead. */
+  servedFromStorage?(module: string, operation: 'list' | 'latest', error: ModuleError): void;
+}
+
+export interface ModuleServiceOptions {
+  storage: ModuleStorage;
+  upstream: Upstream;
+  /** Default `sync`. */
+  downloadMode?: DownloadMode;
+  /** Deadline for one whole fetch (info, go.mod, zip, verification, save); default 300000 ms. */
+  fetchTimeoutMs?: number;
+  /** Deadline for upstream list, latest and version queries; default 30000 ms. */
+  metadataTimeoutMs?: number;
+  events?: ModuleServiceEvents;
+}
+
+interface InfoJson {
+  Version: string;
+  Time?: string;
+}
+
+/**
+ * The GOPROXY protocol, independent of transport: answers list, latest, info, go.mod and zip
+ * requests from storage, fetching what is missing from upstream under the download mode.
+ * Inputs are unescaped module paths and versions; bad ones are `invalid-argument`.
+ */
+export class ModuleService {
+  private readonly storage: ModuleStorage;
+  private readonly upstream: Upstream;
+  private readonly mode: DownloadMode;
+  private readonly fetchTimeoutMs: number;
+  private readonly metadataTimeoutMs: number;
+  private readonly events: ModuleServiceEvents;
+  private readonly fetches = new SingleFlight<void>();
+
+  constructor(options: ModuleServiceOptions) {
+    this.storage = options.storage;
+    this.upstream = options.upstream;
+    this.mode = options.downloadMode ?? 'sync';
+    this.fetchTimeoutMs = options.fetchTimeoutMs ?? 300_000;
+    this.metadataTimeoutMs = options.metadataTimeoutMs ?? 30_000;
+    this.events = options.events ?? {};
+  }
+
+  get downloadMode(): DownloadMode {
+    return this.mode;
+  }
+
+  /** Fetches under way, for metrics and readiness. */
+  get fetchesInFlight(): number {
+    return this.fetches.size;
+  }
+
+  /** Tagged versions, stored ones always included, pseudo-versions never. */
+  async list(module: string, options: CallOptions = {}): Promise<ListAnswer> {
+    validateModule(module);
+    const stored = await this.storage.list(module, options);
+    if (this.mode === 'none') {
+      if (stored.length === 0) throw errors.notFound('module.list', `module ${module}: no stored versions`, { module });
+      return { versions: listVersions(stored), source: 'storage' };
+    }
+    try {
+      const upstream = await this.upstream.list(module, { signal: this.metadataSignal(options.signal) });
+      return { versions: listVersions([...stored, ...upstream]), source: 'upstream' };
+    } catch (error) {
+      const failure = toModuleError(error, 'module.list', { module });
+      if (options.signal?.aborted) throw failure;
+      if (stored.length === 0) throw failure;
+      this.events.servedFromStorage?.(module, 'list', failure);
+      return { versions: listVersions(stored), source: 'storage' };
+    }
+  }
+
+  /** The `.info` of the latest version: upstream's answer, else the best stored version. */
+  async latest(module: string, options: CallOptions = {}): Promise<LatestAnswer> {
+    validateModule(module);
+    if (this.mode !== 'none') {
+      try {
+        const info = await this.upstream.latest(module, { signal: this.metadataSignal(options.signal) });
+        parseInfo(info, 'module.latest', module);
+        return { info, source: 'upstream' };
+      } catch (error) {
+        const failure = toModuleError(error, 'module.latest', { module });
+        if (options.signal?.aborted) throw failure;
+        const answer = await this.latestStored(module, options);
+        if (!answer) throw failure;
+        this.events.servedFromStorage?.(module, 'latest', failure);
+        return answer;
+      }
+    }
+    const answer = await this.latestStored(module, options);
+    if (!answer) throw errors.notFound('module.latest', `module ${module}: no stored versions`, { module });
+    return answer;
+  }
+
+  /**
+   * `.info` for a canonical version (served from storage, fetched on a miss) or for a query
+   * such as a commit hash or branch, which upstream resolves to a canonical version.
+   */
+  async info(module: string, versionOrQuery: string, options: CallOptions = {}): Promise<{ info: Buffer; immutable: boolean }> {
+    validateModule(module);
+    if (isCanonicalVersion(versionOrQuery)) {
+      await this.ensureStored(module, versionOrQuery, options);
+      return { info: await this.storage.info(module, versionOrQuery, options), immutable: true };
+    }
+    if (!isValidVersionQuery(versionOrQuery)) {
+      throw errors.invalidArgument('module.info', `invalid version ${JSON.stringify(versionOrQuery)}`, {
+        module,
+        version: versionOrQuery,
+      });
+    }
+    if (this.mode === 'none') {
+      throw errors.notFound('module.info', `module ${module}: version query ${versionOrQuery} is not resolved in offline mode`, {
+        module,
+        version: versionOrQuery,
+      });
+    }
+    const info = await this.upstream.info(module, versionOrQuery, { signal: this.metadataSignal(options.signal) });
+    const { Version } = parseInfo(info, 'module.info', module);
+    if (!isCanonicalVersion(Version)) {
+      throw errors.badGateway('module.info', `upstream resolved ${versionOrQuery} to non-canonical ${Version}`, { module });
+    }
+    // The go command asks for .mod and .zip of the resolved version next: have them ready.
+    await this.ensureStored(module, Version, options);
+    return { info, immutable: false };
+  }
+
+  async mod(module: string, version: string, options: CallOptions = {}): Promise<Buffer> {
+    validateVersion(module, version, 'module.mod');
+    await this.ensureStored(module, version, options);
+    return this.storage.mod(module, version, options);
+  }
+
+  async zip(module: string, version: string, options: CallOptions = {}): Promise<ZipContent> {
+    validateVersion(module, version, 'module.zip');
+    await this.ensureStored(module, version, options);
+    return this.storage.zip(module, version, options);
+  }
+
+  /** Makes sure a canonical version is stored, fetching it once for all concurrent callers. */
+  async ensureStored(module: string, version: string, options: CallOptions = {}): Promise<void> {
+    validateVersion(module, version, 'module.fetch');
+    if (await this.storage.exists(module, version, options)) return;
+    if (this.mode === 'none') {
+      throw errors.notFound('module.fetch', `${module}@${version} is not stored`, { module, version });
+    }
+    const fetch = this.fetches.run(`${module}@${version}`, () => this.fetchAndStore(module, version));
+    if (this.mode === 'async') {
+      fetch.catch(() => undefined);
+      throw errors.notFound('module.fetch', `${module}@${version} is being fetched; try again shortly`, { module, version });
+    }
+    await waitFor(fetch, options.signal);
+  }
+
+  private async fetchAndStore(module: string, version: string): Promise<void> {
+    const started = Date.now();
+    const signal = AbortSignal.timeout(this.fetchTimeoutMs);
+    try {
+      // Another replica may have stored it while this one was deciding to fetch.
+      if (await this.storage.exists(module, version, { signal })) return;
+      const fetched = await this.upstream.fetch(module, version, { signal });
+      try {
+        const zipSha256 = await this.verify(fetched, module, version, signal);
+        await this.storage.save(
+          { module, version, info: fetched.info, mod: fetched.mod, zip: fetched.openZip(), zipSha256 },
+          { signal },
+        );
+      } finally {
+        await fetched.release();
+      }
+      this.events.fetched?.(module, version, Date.now() - started);
+    } catch (error) {
+      if (isModuleError(error, 'already-exists')) return;
+      const failure = toModuleError(error, 'module.fetch', { module, version });
+      this.events.fetchFailed?.(module, version, failure);
+      throw failure;
+    }
+  }
+
+  /** Nothing is stored that breaks the module zip rules or disagrees with itself. */
+  private async verify(fetched: FetchedVersion, module: string, version: string, signal: AbortSignal): Promise<string> {
+    const op = 'module.verify';
+    if (fetched.version !== version) {
+      throw errors.badGateway(op, `upstream returned ${fetched.version} for ${version}`, { module, version });
+    }
+    const info = parseInfo(fetched.info, op, module);
+    if (info.Version !== version) {
+      throw errors.badGateway(op, `upstream .info names ${info.Version}, not ${version}`, { module, version });
+    }
+    try {
+      const zip = await verifyModuleZip(fetched.zipPath, module, version, { signal });
+      verifyGoModMatches(zip.goMod, fetched.mod, module, version);
+    } catch (error) {
+      if (isModuleError(error, 'invalid-argument')) {
+        throw errors.badGateway(op, `upstream served an invalid module: ${error.message}`, { module, version, cause: error });
+      }
+      throw error;
+    }
+    return sha256File(fetched.zipPath, signal);
+  }
+
+  private async latestStored(module: string, options: CallOptions): Promise<LatestAnswer | undefined> {
+    const latest = chooseLatest(await this.storage.list(module, options));
+    if (!latest) return undefined;
+    return { info: await this.storage.info(module, latest, options), source: 'storage' };
+  }
+
+  private metadataSignal(signal: AbortSignal | undefined): AbortSignal {
+    const deadline = AbortSignal.timeout(this.metadataTimeoutMs);
+    return signal ? AbortSignal.any([signal, deadline]) : deadline;
+  }
+}
+
+function validateModule(module: string): void {
+  try {
+    checkModulePath(module);
+  } catch (error) {
+    throw toModuleError(error, 'module.validate', { module });
+  }
+}
+
+function validateVersion(module: string, version: string, op: string): void {
+  validateModule(module);
+  if (!isCanonicalVersion(version)) {
+    throw errors.invalidArgument(op, `invalid version ${JSON.stringify(version)}: not a canonical semantic version`, {
+      module,
+      version,
+    });
+  }
+}
+
+function parseInfo(info: Buffer, op: string, module: string): InfoJson {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(info.toString('utf8'));
+  } catch {
+    throw errors.badGateway(op, 'upstream .info is not JSON', { module });
+  }
+  if (!parsed || typeof parsed !== 'object' || typeof (parsed as InfoJson).Version !== 'string') {
+    throw errors.badGateway(op, 'upstream .info has no Version', { module });
+  }
+  return parsed as InfoJson;
+}
+
+async function sha256File(path: string, signal: AbortSignal): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash, { signal });
+  return hash.digest('hex');
+}

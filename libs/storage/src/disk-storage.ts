@@ -1,0 +1,483 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { addAbortSignal } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { errors, type ModuleErrorOptions } from '@modproxy/errors';
+import {
+  escapePath,
+  escapeVersion,
+  isCanonicalVersion,
+  sortVersions,
+  unescapePath,
+  unescapeVersion,
+} from '@modproxy/gomod';
+import { compareCatalogEntries, pageOfSorted, parseCatalogOptions } from './catalog-paging';
+import type {
+  CallOptions,
+  CatalogOptions,
+  CatalogPage,
+  ModuleStorage,
+  ModuleVersionRef,
+  SaveInput,
+  ZipContent,
+} from './module-storage';
+import {
+  checkModule,
+  checkModuleVersion,
+  chunkToBuffer,
+  normalizeZipSha256,
+  throwIfAborted,
+  toStorageError,
+} from './storage-call';
+
+export interface DiskStorageOptions {
+  /** Directory holding the modules; created when missing. Work files live in its `.tmp`. */
+  root: string;
+}
+
+/** Work area under the root; no module path element may start with a dot, so no module can clash. */
+const TMP_DIR = '.tmp';
+const VERSIONS_DIR = '@v';
+const PARTS = ['info', 'mod', 'zip'] as const;
+/**
+ * When this process started (ms since the epoch), to tell its work entries from those of an
+ * earlier process that had the same pid (pid 1 in a restarted container). Worked out from
+ * the process uptime rather than `performance.timeOrigin`, which differs per worker thread.
+ */
+const PROCESS_STARTED_MS = Math.round(Date.now() - process.uptime() * 1000);
+/** How far two readings of {@link PROCESS_STARTED_MS} in one process may drift apart. */
+const START_TOLERANCE_MS = 1000;
+const COMMIT_ATTEMPTS = 4;
+
+/**
+ * Module storage in a directory tree, the embedded default:
+ * `<root>/<escaped module>/@v/<escaped version>/{info,mod,zip}`.
+ *
+ * A version is written whole into a fresh directory under `<root>/.tmp` and then renamed into
+ * place in one step, so readers (and a restart after a crash) see all of it or nothing, and
+ * of several concurrent saves exactly one lands. A version directory missing any of its three
+ * files is treated as absent.
+ */
+export class DiskStorage implements ModuleStorage {
+  /** Commits in flight per version directory, so repairing a broken leftover never races a save. */
+  private readonly commits = new Map<string, Promise<void>>();
+
+  private constructor(
+    private readonly root: string,
+    private readonly tmpRoot: string,
+  ) {}
+
+  /** Opens (creating when needed) the tree at `options.root` and removes work files left by dead processes. */
+  static async open(options: DiskStorageOptions): Promise<DiskStorage> {
+    const op = 'storage.disk.open';
+    if (typeof options.root !== 'string' || options.root === '') {
+      throw errors.invalidArgument(op, 'root directory is required');
+    }
+    const root = resolve(options.root);
+    const tmpRoot = join(root, TMP_DIR);
+    try {
+      await mkdir(tmpRoot, { recursive: true });
+      await removeStaleWork(tmpRoot);
+    } catch (error) {
+      throw toStorageError(error, op, undefined);
+    }
+    return new DiskStorage(root, tmpRoot);
+  }
+
+  async exists(module: string, version: string, options: CallOptions = {}): Promise<boolean> {
+    const op = 'storage.disk.exists';
+    const dir = this.versionDir(op, module, version);
+    try {
+      throwIfAborted(op, options.signal, { module, version });
+      return await isComplete(dir);
+    } catch (error) {
+      throw toStorageError(error, op, options.signal, { module, version });
+    }
+  }
+
+  async info(module: string, version: string, options: CallOptions = {}): Promise<Buffer> {
+    return this.readPart('storage.disk.info', module, version, 'info', options);
+  }
+
+  async mod(module: string, version: string, options: CallOptions = {}): Promise<Buffer> {
+    return this.readPart('storage.disk.mod', module, version, 'mod', options);
+  }
+
+  async zip(module: string, version: string, options: CallOptions = {}): Promise<ZipContent> {
+    const op = 'storage.disk.zip';
+    const refs = { module, version };
+    const dir = this.versionDir(op, module, version);
+    try {
+      throwIfAborted(op, options.signal, refs);
+      if (!(await isComplete(dir))) throw notStored(op, refs);
+      // Reading through the open handle keeps the bytes reachable even if the version is deleted meanwhile.
+      const handle = await open(join(dir, 'zip'), 'r');
+      try {
+        const { size } = await handle.stat();
+        throwIfAborted(op, options.signal, refs);
+        const stream = handle.createReadStream();
+        if (options.signal) addAbortSignal(options.signal, stream);
+        return { size, stream };
+      } catch (error) {
+        await handle.close();
+        throw error;
+      }
+    } catch (error) {
+      throw toStorageError(notFoundOnMissing(error, op, refs), op, options.signal, refs);
+    }
+  }
+
+  async save(input: SaveInput, options: CallOptions = {}): Promise<void> {
+    const op = 'storage.disk.save';
+    const { module, version } = input;
+    const { signal } = options;
+    const refs = { module, version };
+    let work: string | undefined;
+    try {
+      const finalDir = this.versionDir(op, module, version);
+      const expectedSha256 = normalizeZipSha256(op, input.zipSha256, refs);
+      throwIfAborted(op, signal, refs);
+      if (await isComplete(finalDir)) throw alreadyStored(op, refs);
+
+      work = await this.makeWorkDir();
+      await writeSynced(join(work, 'info'), input.info);
+      await writeSynced(join(work, 'mod'), input.mod);
+      const hash = createHash('sha256');
+      let size = 0;
+      await pipeline(
+        input.zip,
+        async function* (source: AsyncIterable<unknown>) {
+          for await (const chunk of source) {
+            const bytes = chunkToBuffer(op, chunk);
+            hash.update(bytes);
+            size += bytes.length;
+            yield bytes;
+          }
+        },
+        createWriteStream(join(work, 'zip'), { flags: 'wx', flush: true }),
+        signal ? { signal } : {},
+      );
+      const actualSha256 = hash.digest('hex');
+      if (expectedSha256 !== undefined && actualSha256 !== expectedSha256) {
+        throw errors.invalidArgument(
+          op,
+          `zip SHA-256 ${actualSha256} (${size} bytes) does not match the expected ${expectedSha256}`,
+          refs,
+        );
+      }
+      await syncDir(work);
+      throwIfAborted(op, signal, refs);
+      await this.commit(op, work, finalDir, refs);
+      work = undefined;
+    } catch (error) {
+      if (!input.zip.destroyed) input.zip.destroy();
+      throw toStorageError(error, op, signal, refs);
+    } finally {
+      if (work !== undefined) await rm(work, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  async list(module: string, options: CallOptions = {}): Promise<string[]> {
+    const op = 'storage.disk.list';
+    const dir = this.moduleDir(op, module);
+    try {
+      throwIfAborted(op, options.signal, { module });
+      return sortVersions(await storedVersions(join(dir, VERSIONS_DIR)));
+    } catch (error) {
+      throw toStorageError(error, op, options.signal, { module });
+    }
+  }
+
+  async delete(module: string, version: string, options: CallOptions = {}): Promise<void> {
+    const op = 'storage.disk.delete';
+    const refs = { module, version };
+    const dir = this.versionDir(op, module, version);
+    try {
+      throwIfAborted(op, options.signal, refs);
+      // Moved out of sight in one step first, so no reader ever sees a half-removed version.
+      const trash = join(this.tmpRoot, `${workPrefix()}delete-${randomUUID()}`);
+      try {
+        await rename(dir, trash);
+      } catch (error) {
+        throw notFoundOnMissing(error, op, refs);
+      }
+      const wasComplete = await isComplete(trash);
+      await syncDir(dirname(dir)).catch(() => undefined);
+      await rm(trash, { recursive: true, force: true });
+      if (!wasComplete) throw notStored(op, refs);
+    } catch (error) {
+      throw toStorageError(error, op, options.signal, refs);
+    }
+  }
+
+  async catalog(options: CatalogOptions): Promise<CatalogPage> {
+    const op = 'storage.disk.catalog';
+    const request = parseCatalogOptions(op, options);
+    try {
+      throwIfAborted(op, options.signal);
+      const all: ModuleVersionRef[] = [];
+      await this.walk(this.root, [], all, options.signal);
+      all.sort(compareCatalogEntries);
+      return pageOfSorted(all, request);
+    } catch (error) {
+      throw toStorageError(error, op, options.signal);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.commits.values());
+  }
+
+  /** Finds every module directory (one holding `@v`) below `dir`, collecting its stored versions. */
+  private async walk(
+    dir: string,
+    elements: string[],
+    out: ModuleVersionRef[],
+    signal?: AbortSignal,
+  ): Promise<void> {
+    throwIfAborted('storage.disk.catalog', signal);
+    const entries = await readDirOrEmpty(dir);
+    for (const entry of entries) {
+      // Module path elements never start with a dot, which keeps `.tmp` (and strays) out.
+      if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
+      if (entry.name === VERSIONS_DIR) {
+        const module = moduleOfDir(elements);
+        if (module === undefined) continue;
+        for (const version of await storedVersions(join(dir, entry.name))) out.push({ module, version });
+        continue;
+      }
+      await this.walk(join(dir, entry.name), [...elements, entry.name], out, signal);
+    }
+  }
+
+  private async readPart(
+    op: string,
+    module: string,
+    version: string,
+    part: 'info' | 'mod',
+    options: CallOptions,
+  ): Promise<Buffer> {
+    const refs = { module, version };
+    const dir = this.versionDir(op, module, version);
+    try {
+      throwIfAborted(op, options.signal, refs);
+      if (!(await isComplete(dir))) throw notStored(op, refs);
+      return await readFile(join(dir, part), options.signal ? { signal: options.signal } : {});
+    } catch (error) {
+      throw toStorageError(notFoundOnMissing(error, op, refs), op, options.signal, refs);
+    }
+  }
+
+  /**
+   * Renames the finished work directory to its final place. A directory that is already there
+   * and complete means another save won; an incomplete one (which this adapter never makes,
+   * but a hand-edited or damaged tree may hold) is moved aside and the rename retried.
+   */
+  private async commit(op: string, work: string, finalDir: string, refs: ModuleErrorOptions): Promise<void> {
+    const previous = this.commits.get(finalDir) ?? Promise.resolve();
+    const attempt = previous.catch(() => undefined).then(() => this.commitNow(op, work, finalDir, refs));
+    const settled = attempt.catch(() => undefined);
+    this.commits.set(finalDir, settled);
+    try {
+      await attempt;
+    } finally {
+      if (this.commits.get(finalDir) === settled) this.commits.delete(finalDir);
+    }
+  }
+
+  private async commitNow(
+    op: string,
+    work: string,
+    finalDir: string,
+    refs: ModuleErrorOptions,
+  ): Promise<void> {
+    const parent = dirname(finalDir);
+    for (let attempt = 1; ; attempt++) {
+      await mkdir(parent, { recursive: true });
+      try {
+        await rename(work, finalDir);
+        await syncDir(parent).catch(() => undefined);
+        return;
+      } catch (error) {
+        const code = errnoCode(error);
+        const last = attempt >= COMMIT_ATTEMPTS;
+        if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOTDIR') {
+          if (last || (await isComplete(finalDir))) throw alreadyStored(op, refs);
+          await this.discard(finalDir);
+          continue;
+        }
+        // The parent may have been removed by hand between mkdir and rename.
+        if (code === 'ENOENT' && !last) continue;
+        throw error;
+      }
+    }
+  }
+
+  private async makeWorkDir(): Promise<string> {
+    const prefix = join(this.tmpRoot, `${workPrefix()}save-`);
+    try {
+      return await mkdtemp(prefix);
+    } catch (error) {
+      // Someone removed `.tmp` by hand while we were running; it is ours to recreate.
+      if (errnoCode(error) !== 'ENOENT') throw error;
+      await mkdir(this.tmpRoot, { recursive: true });
+      return mkdtemp(prefix);
+    }
+  }
+
+  private async discard(path: string): Promise<void> {
+    const trash = join(this.tmpRoot, `${workPrefix()}discard-${randomUUID()}`);
+    try {
+      await rename(path, trash);
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT') return;
+      throw error;
+    }
+    await rm(trash, { recursive: true, force: true });
+  }
+
+  private moduleDir(op: string, module: string): string {
+    checkModule(op, module);
+    return this.underRoot(op, join(this.root, ...escapePath(module).split('/')), { module });
+  }
+
+  private versionDir(op: string, module: string, version: string): string {
+    checkModuleVersion(op, module, version);
+    const dir = join(this.root, ...escapePath(module).split('/'), VERSIONS_DIR, escapeVersion(version));
+    return this.underRoot(op, dir, { module, version });
+  }
+
+  /** Defence in depth behind the Go path rules: nothing resolves outside the root or into `.tmp`. */
+  private underRoot(op: string, path: string, refs: ModuleErrorOptions): string {
+    const rel = relative(this.root, path);
+    const first = rel.split(sep)[0] ?? '';
+    if (rel === '' || isAbsolute(rel) || first === '..' || first.startsWith('.')) {
+      throw errors.invalidArgument(op, 'path resolves outside the storage root', refs);
+    }
+    return path;
+  }
+}
+
+function workPrefix(): string {
+  return `${process.pid}-${PROCESS_STARTED_MS}-`;
+}
+
+/**
+ * Removes work entries whose owner is gone. Entries of a live process (another storage on
+ * the same root, perhaps in this very process) may be mid-save and are left alone.
+ */
+async function removeStaleWork(tmpRoot: string): Promise<void> {
+  for (const name of await readdir(tmpRoot)) {
+    if (ownedByLiveProcess(name)) continue;
+    await rm(join(tmpRoot, name), { recursive: true, force: true });
+  }
+}
+
+function ownedByLiveProcess(name: string): boolean {
+  const match = /^(\d+)-(\d+)-/.exec(name);
+  if (!match) return false;
+  const pid = Number(match[1]);
+  const stamp = Number(match[2]);
+  if (pid === process.pid) return Math.abs(stamp - PROCESS_STARTED_MS) <= START_TOLERANCE_MS;
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errnoCode(error) === 'EPERM';
+  }
+}
+
+/** A version directory counts only when all three files are there. */
+async function isComplete(dir: string): Promise<boolean> {
+  const entries = await readDirOrEmpty(dir);
+  const files = new Set(entries.filter((e) => e.isFile()).map((e) => e.name));
+  return PARTS.every((part) => files.has(part));
+}
+
+async function readDirOrEmpty(dir: string) {
+  try {
+    return await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw error;
+  }
+}
+
+/** Versions with a complete directory under an `@v` directory, in no particular order. */
+async function storedVersions(versionsDir: string): Promise<string[]> {
+  const entries = (await readDirOrEmpty(versionsDir)).filter((e) => e.isDirectory());
+  const found = await Promise.all(
+    entries.map(async (entry) => {
+      const version = versionOfDir(entry.name);
+      if (version === undefined) return undefined;
+      return (await isComplete(join(versionsDir, entry.name))) ? version : undefined;
+    }),
+  );
+  return found.filter((v): v is string => v !== undefined);
+}
+
+/** The version a directory name stands for, if it is exactly how this adapter would name it. */
+function versionOfDir(name: string): string | undefined {
+  try {
+    const version = unescapeVersion(name);
+    return isCanonicalVersion(version) && escapeVersion(version) === name ? version : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function moduleOfDir(elements: string[]): string | undefined {
+  const escaped = elements.join('/');
+  try {
+    const module = unescapePath(escaped);
+    return escapePath(module) === escaped ? module : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeSynced(path: string, data: Buffer): Promise<void> {
+  const handle = await open(path, 'wx');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Makes a directory's entries durable, so a rename survives a power cut. */
+async function syncDir(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function errnoCode(error: unknown): string | undefined {
+  if (typeof error === 'object' && error !== null && 'code' in error) {
+    const { code } = error as { code: unknown };
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}
+
+function notStored(op: string, refs: ModuleErrorOptions) {
+  return errors.notFound(op, `${refs.module}@${refs.version} is not stored`, refs);
+}
+
+function alreadyStored(op: string, refs: ModuleErrorOptions) {
+  return errors.alreadyExists(op, `${refs.module}@${refs.version} is already stored`, refs);
+}
+
+/** A file vanishing between checks means a concurrent delete: the version is simply gone. */
+function notFoundOnMissing(error: unknown, op: string, refs: ModuleErrorOptions): unknown {
+  const code = errnoCode(error);
+  return code === 'ENOENT' || code === 'ENOTDIR' ? notStored(op, refs) : error;
+}

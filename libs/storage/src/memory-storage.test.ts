@@ -1,0 +1,7 @@
+import { describeStorageCompliance } from './compliance';
+import { MemoryStorage } from './memory-storage';
+
+describeStorageCompliance('memory', async () => {
+  const storage = new MemoryStorage();
+  return { storage, cleanup: () => storage.close() };
+});

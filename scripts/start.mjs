@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+// `npm start`: the embedded default. Installs dependencies if this is a fresh clone, bundles
+// the proxy, and runs it with disk storage and direct VCS fetches; the proxy prints the
+// GOPROXY line to use. Configuration comes from the environment (see README.md).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+if (!existsSync(join(root, 'node_modules', '.package-lock.json'))) {
+  process.stdout.write('Installing dependencies (npm ci)…\n');
+  const install = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  if (install.status !== 0) process.exit(install.status ?? 1);
+}
+
+const { buildApp } = await import('./build-app.mjs');
+const main = await buildApp('proxy');
+const child = spawn(process.execPath, ['--enable-source-maps', main], { cwd: root, stdio: 'inherit' });
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
