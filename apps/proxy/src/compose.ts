@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { ModuleService } from '@modproxy/module-service';
 import { createHttpMetrics, Counter, type Logger } from '@modproxy/observability';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
+import { UpstreamVersions } from '@modproxy/versions';
 import { createUpstreamChain, DirectUpstream, GoproxyUpstream, parseGoproxyList, type Upstream } from '@modproxy/upstream';
 import type { ProxyConfig } from './config';
 import { createProxyApp } from './http/proxy-app';
@@ -38,9 +39,19 @@ export async function composeProxy(config: ProxyConfig, logger: Logger, override
     labelNames: ['operation'] as const,
     registers: [metrics.registry],
   });
+  const versions = new UpstreamVersions({
+    storage,
+    ...(config.DOWNLOAD_MODE === 'none' ? {} : { upstream }),
+    timeoutMs: config.UPSTREAM_TIMEOUT_MS,
+    onFallback: (module, operation, error) => {
+      storageFallbacks.inc({ operation });
+      logger.warn({ module, operation, kind: error.kind, err: error.message }, 'upstream failed; served from storage');
+    },
+  });
   const service = new ModuleService({
     storage,
     upstream,
+    versions,
     downloadMode: config.DOWNLOAD_MODE,
     fetchTimeoutMs: config.FETCH_TIMEOUT_MS,
     metadataTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
@@ -52,10 +63,6 @@ export async function composeProxy(config: ProxyConfig, logger: Logger, override
       fetchFailed: (module, version, error) => {
         fetches.inc({ result: error.kind });
         logger.warn({ module, version, kind: error.kind, err: error.message }, 'fetch failed');
-      },
-      servedFromStorage: (module, operation, error) => {
-        storageFallbacks.inc({ operation });
-        logger.warn({ module, operation, kind: error.kind, err: error.message }, 'upstream failed; served from storage');
       },
     },
   });
@@ -77,7 +84,10 @@ export async function composeProxy(config: ProxyConfig, logger: Logger, override
     beginShutdown: () => {
       shuttingDown = true;
     },
-    close: () => storage.close(),
+    close: async () => {
+      await versions.close();
+      await storage.close();
+    },
   };
 }
 

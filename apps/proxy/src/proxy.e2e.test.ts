@@ -236,6 +236,7 @@ describe('the go command through the proxy (direct VCS upstream, disk storage)',
       const list = await fetch(`${proxy.url}/${fixtures.hello.escapedPath}/@v/list`);
       expect(list.status).toBe(200);
       expect(list.headers.get('x-modproxy-source')).toBe('storage');
+      expect(list.headers.get('x-modproxy-stale')).toBe('true');
       expect(await list.text()).toBe(fixtures.hello.versions.map((version) => `${version}\n`).join(''));
     } finally {
       await rename(gone, fixtures.reposDir);

@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { errors, isModuleError, ModuleError, toModuleError } from '@modproxy/errors';
-import { checkModulePath, chooseLatest, isCanonicalVersion, isValidVersionQuery, listVersions } from '@modproxy/gomod';
+import { checkModulePath, isCanonicalVersion, isValidVersionQuery } from '@modproxy/gomod';
 import { verifyGoModMatches, verifyModuleZip } from '@modproxy/modzip';
 import type { CallOptions, ModuleStorage, ZipContent } from '@modproxy/storage';
 import type { FetchedVersion, Upstream } from '@modproxy/upstream';
+import type { LatestAnswer, ListAnswer, VersionsProvider } from '@modproxy/versions';
 import { SingleFlight, waitFor } from './single-flight';
 
 /**
@@ -17,32 +18,18 @@ import { SingleFlight, waitFor } from './single-flight';
  */
 export type DownloadMode = 'sync' | 'async' | 'none';
 
-/** Where an answer for `/@v/list` or `/@latest` came from. */
-export type AnswerSource = 'upstream' | 'storage';
-
-export interface ListAnswer {
-  versions: string[];
-  /** `storage` when upstream failed and only stored versions are served. */
-  source: AnswerSource;
-}
-
-export interface LatestAnswer {
-  info: Buffer;
-  source: AnswerSource;
-}
-
 export interface ModuleServiceEvents {
   /** A version was fetched from upstream and stored. */
   fetched?(module: string, version: string, durationMs: number): void;
   /** A fetch from upstream failed (the failure is not cached). */
   fetchFailed?(module: string, version: string, error: ModuleError): void;
-  /** Upstream could not answer list/latest and stored data was served instead. */
-  servedFromStorage?(module: string, operation: 'list' | 'latest', error: ModuleError): void;
 }
 
 export interface ModuleServiceOptions {
   storage: ModuleStorage;
   upstream: Upstream;
+  /** Answers `/@v/list` and `/@latest`, and hears of every version stored. */
+  versions: VersionsProvider;
   /** Default `sync`. */
   downloadMode?: DownloadMode;
   /** Deadline for one whole fetch (info, go.mod, zip, verification, save); default 300000 ms. */
@@ -65,6 +52,7 @@ interface InfoJson {
 export class ModuleService {
   private readonly storage: ModuleStorage;
   private readonly upstream: Upstream;
+  private readonly versions: VersionsProvider;
   private readonly mode: DownloadMode;
   private readonly fetchTimeoutMs: number;
   private readonly metadataTimeoutMs: number;
@@ -74,6 +62,7 @@ export class ModuleService {
   constructor(options: ModuleServiceOptions) {
     this.storage = options.storage;
     this.upstream = options.upstream;
+    this.versions = options.versions;
     this.mode = options.downloadMode ?? 'sync';
     this.fetchTimeoutMs = options.fetchTimeoutMs ?? 300_000;
     this.metadataTimeoutMs = options.metadataTimeoutMs ?? 30_000;
@@ -92,43 +81,13 @@ export class ModuleService {
   /** Tagged versions, stored ones always included, pseudo-versions never. */
   async list(module: string, options: CallOptions = {}): Promise<ListAnswer> {
     validateModule(module);
-    const stored = await this.storage.list(module, options);
-    if (this.mode === 'none') {
-      if (stored.length === 0) throw errors.notFound('module.list', `module ${module}: no stored versions`, { module });
-      return { versions: listVersions(stored), source: 'storage' };
-    }
-    try {
-      const upstream = await this.upstream.list(module, { signal: this.metadataSignal(options.signal) });
-      return { versions: listVersions([...stored, ...upstream]), source: 'upstream' };
-    } catch (error) {
-      const failure = toModuleError(error, 'module.list', { module });
-      if (options.signal?.aborted) throw failure;
-      if (stored.length === 0) throw failure;
-      this.events.servedFromStorage?.(module, 'list', failure);
-      return { versions: listVersions(stored), source: 'storage' };
-    }
+    return this.versions.list(module, options);
   }
 
-  /** The `.info` of the latest version: upstream's answer, else the best stored version. */
+  /** The `.info` of the latest version. */
   async latest(module: string, options: CallOptions = {}): Promise<LatestAnswer> {
     validateModule(module);
-    if (this.mode !== 'none') {
-      try {
-        const info = await this.upstream.latest(module, { signal: this.metadataSignal(options.signal) });
-        parseInfo(info, 'module.latest', module);
-        return { info, source: 'upstream' };
-      } catch (error) {
-        const failure = toModuleError(error, 'module.latest', { module });
-        if (options.signal?.aborted) throw failure;
-        const answer = await this.latestStored(module, options);
-        if (!answer) throw failure;
-        this.events.servedFromStorage?.(module, 'latest', failure);
-        return answer;
-      }
-    }
-    const answer = await this.latestStored(module, options);
-    if (!answer) throw errors.notFound('module.latest', `module ${module}: no stored versions`, { module });
-    return answer;
+    return this.versions.latest(module, options);
   }
 
   /**
@@ -207,6 +166,7 @@ export class ModuleService {
         await fetched.release();
       }
       this.events.fetched?.(module, version, Date.now() - started);
+      await this.versions.observe(module, version).catch(() => undefined);
     } catch (error) {
       if (isModuleError(error, 'already-exists')) return;
       const failure = toModuleError(error, 'module.fetch', { module, version });
@@ -235,12 +195,6 @@ export class ModuleService {
       throw error;
     }
     return sha256File(fetched.zipPath, signal);
-  }
-
-  private async latestStored(module: string, options: CallOptions): Promise<LatestAnswer | undefined> {
-    const latest = chooseLatest(await this.storage.list(module, options));
-    if (!latest) return undefined;
-    return { info: await this.storage.info(module, latest, options), source: 'storage' };
   }
 
   private metadataSignal(signal: AbortSignal | undefined): AbortSignal {

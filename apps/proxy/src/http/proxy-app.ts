@@ -95,14 +95,12 @@ async function serveGoproxy(service: ModuleService, request: GoproxyRequest, req
   switch (request.kind) {
     case 'list': {
       const answer = await service.list(request.module, { signal });
-      res.setHeader('Cache-Control', SHORT);
-      if (answer.source === 'storage') res.setHeader('X-Modproxy-Source', 'storage');
+      setAnswerHeaders(res, answer);
       return sendText(res, 200, answer.versions.map((version) => `${version}\n`).join(''));
     }
     case 'latest': {
       const answer = await service.latest(request.module, { signal });
-      res.setHeader('Cache-Control', SHORT);
-      if (answer.source === 'storage') res.setHeader('X-Modproxy-Source', 'storage');
+      setAnswerHeaders(res, answer);
       return sendBytes(res, 'application/json', answer.info);
     }
     case 'info': {
@@ -134,6 +132,13 @@ async function serveGoproxy(service: ModuleService, request: GoproxyRequest, req
       }
     }
   }
+}
+
+/** list and latest say where the answer came from, and whether upstream could not confirm it. */
+function setAnswerHeaders(res: Response, answer: { source: string; stale: boolean }): void {
+  res.setHeader('Cache-Control', SHORT);
+  res.setHeader('X-Modproxy-Source', answer.source);
+  if (answer.stale) res.setHeader('X-Modproxy-Stale', 'true');
 }
 
 /** Aborts when the client disconnects before the answer is complete. */

@@ -1,0 +1,2 @@
+export * from './versions-provider';
+export * from './upstream-versions';
