@@ -19,10 +19,11 @@ export default [
           enforceBuildableLibDependency: false,
           allow: [],
           depConstraints: [
+            // type:testing is allowed everywhere for tests; production files may not import it (below).
             { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:feature', 'type:data-access', 'type:util', 'type:contracts', 'type:testing'] },
             { sourceTag: 'type:feature', onlyDependOnLibsWithTags: ['type:feature', 'type:data-access', 'type:util', 'type:contracts', 'type:testing'] },
             { sourceTag: 'type:data-access', onlyDependOnLibsWithTags: ['type:data-access', 'type:util', 'type:contracts', 'type:testing'] },
-            { sourceTag: 'type:util', onlyDependOnLibsWithTags: ['type:util'] },
+            { sourceTag: 'type:util', onlyDependOnLibsWithTags: ['type:util', 'type:testing'] },
             { sourceTag: 'type:contracts', onlyDependOnLibsWithTags: ['type:contracts'] },
             { sourceTag: 'type:testing', onlyDependOnLibsWithTags: ['type:util', 'type:data-access', 'type:contracts'] },
             { sourceTag: 'scope:shared', onlyDependOnLibsWithTags: ['scope:shared'] },
@@ -33,6 +34,14 @@ export default [
           ],
         },
       ],
+    },
+  },
+
+  {
+    files: ['**/*.ts'],
+    ignores: ['**/*.test.ts', '**/test-support/**', 'libs/testing/**', 'bench/**', '**/compliance/**'],
+    rules: {
+      'no-restricted-imports': ['error', { paths: [{ name: '@modproxy/testing', message: 'test support is for tests only' }] }],
     },
   },
 ];

@@ -8,7 +8,7 @@ import {
   verifyGoModMatches,
   verifyModuleZip,
 } from './index';
-import { buildZip, patchZip, type ZipEntrySpec } from './test-support/build-zip';
+import { buildZip, patchZip, type ZipEntrySpec } from '@modproxy/testing';
 import { FileSystemProxy, type GoDownloadResult } from './test-support/file-system-proxy';
 
 /**

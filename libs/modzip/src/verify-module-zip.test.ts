@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ErrorKind, isModuleError } from '@modproxy/errors';
 import { synthesizedGoMod, verifyGoModMatches, verifyModuleZip, type VerifyModuleZipOptions } from './index';
-import { buildZip } from './test-support/build-zip';
+import { buildZip } from '@modproxy/testing';
 
 const MODULE = 'example.com/unit';
 const VERSION = 'v1.0.0';

@@ -8,3 +8,4 @@ export * from './go-workspace';
 export * from './static-goproxy';
 export * from './export-fixtures';
 export * from './zip-entries';
+export * from './build-zip';

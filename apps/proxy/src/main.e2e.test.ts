@@ -1,0 +1,59 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTempDir, removeDir, runCommandOrThrow } from '@modproxy/testing';
+
+const root = join(__dirname, '..', '..', '..');
+const main = join(root, 'dist', 'apps', 'proxy', 'main.js');
+
+interface Started {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+}
+
+function run(env: Record<string, string>): Started {
+  const child = spawn(process.execPath, [main], { cwd: root, env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: 'pipe' });
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  return { child, stdout: () => out, stderr: () => err };
+}
+
+/** The built proxy, started the way `npm start` starts it. */
+describe('the proxy process', () => {
+  let storageDir: string;
+  beforeAll(async () => {
+    await runCommandOrThrow(process.execPath, [join(root, 'scripts', 'build-app.mjs'), 'proxy'], { cwd: root });
+    storageDir = await createTempDir('proxy-main-test-');
+  });
+  afterAll(() => removeDir(storageDir));
+
+  it('prints the GOPROXY line, serves health, and stops cleanly on SIGTERM', async () => {
+    const proxy = run({ PORT: '0', STORAGE_DIR: storageDir, LOG_LEVEL: 'warn' });
+    await expect.poll(proxy.stdout, { timeout: 20_000 }).toMatch(/export GOPROXY=http:\/\/127\.0\.0\.1:\d+/);
+    const url = /export GOPROXY=(\S+)/.exec(proxy.stdout())?.[1];
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toContain('modproxy_http_requests_total{route="readyz",method="GET",status="200"} 1');
+    proxy.child.kill('SIGTERM');
+    const [code] = await once(proxy.child, 'exit');
+    expect(code).toBe(0);
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, /PORT: /],
+    [{ UPSTREAM: 'ftp://proxy.invalid' }, /UPSTREAM: /],
+    [{ DOWNLOAD_MODE: 'sometimes' }, /DOWNLOAD_MODE: must be sync, async or none/],
+    [{ STORAGE_TYPE: 's3' }, /STORAGE_TYPE: must be disk or memory/],
+  ])('refuses to start on a wrong value and names the variable: %o', async (env, message) => {
+    const proxy = run({ STORAGE_DIR: storageDir, ...env });
+    const [code] = await once(proxy.child, 'exit');
+    expect(code).toBe(2);
+    expect(proxy.stderr()).toMatch(message);
+    expect(proxy.stdout()).not.toContain('GOPROXY=');
+  });
+});
