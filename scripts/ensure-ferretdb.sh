@@ -39,8 +39,6 @@ installed_version() {
   "$binary" --version 2>/dev/null | awk '$1 == "version:" { print $2; exit }'
 }
 
-command -v go >/dev/null 2>&1 || fail "the 'go' command is not on PATH; it is needed to build FerretDB ${FERRETDB_VERSION}"
-
 if [[ -x "$binary" ]] && [[ "$(installed_version || true)" == "$FERRETDB_VERSION" ]]; then
   log "FerretDB ${FERRETDB_VERSION} already installed at ${binary}"
   echo "$binary"
@@ -50,6 +48,8 @@ fi
 if [[ -e "$binary" ]]; then
   log "found ${binary} reporting version '$(installed_version || true)', want ${FERRETDB_VERSION}: rebuilding"
 fi
+
+command -v go >/dev/null 2>&1 || fail "the 'go' command is not on PATH; it is needed to build FerretDB ${FERRETDB_VERSION}"
 
 start_seconds=$SECONDS
 work_dir="$(mktemp -d "${TMPDIR:-/tmp}/ensure-ferretdb.XXXXXX")"

@@ -1,0 +1,97 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import autocannon from 'autocannon';
+
+export interface LoadResult {
+  target: string;
+  endpoint: string;
+  connections: number;
+  requestsPerSecond: number;
+  mibPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  non2xx: number;
+  errors: number;
+}
+
+/** Drives one URL with autocannon for `durationSeconds` and returns the figures we print. */
+export async function load(target: string, endpoint: string, url: string, connections: number, durationSeconds: number): Promise<LoadResult> {
+  const result = await autocannon({ url, connections, duration: durationSeconds, pipelining: 1 });
+  return {
+    target,
+    endpoint,
+    connections,
+    requestsPerSecond: result.requests.average,
+    mibPerSecond: result.throughput.average / (1024 * 1024),
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors,
+  };
+}
+
+/** Peak resident set size of a process (VmHWM), in MiB; Linux only. */
+export function peakRssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /VmHWM:\s+(\d+) kB/.exec(status);
+  return match ? Number(match[1]) / 1024 : Number.NaN;
+}
+
+/** Starts a server process and waits until `ready(stdout)` finds what it prints when listening. */
+export async function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${command} did not start: ${out}`)), 30_000);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = ready.exec(out);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ child, match });
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${command} exited with ${String(code)} before it was ready: ${out}`));
+    });
+  });
+}
+
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+export function printTable(rows: Array<Record<string, string | number>>): void {
+  if (rows.length === 0) return;
+  const headers = Object.keys(rows[0] ?? {});
+  const cells = rows.map((row) => headers.map((header) => formatCell(row[header])));
+  const widths = headers.map((header, column) => Math.max(header.length, ...cells.map((row) => (row[column] ?? '').length)));
+  const line = (values: string[]) => `| ${values.map((value, column) => value.padStart(widths[column] ?? 0)).join(' | ')} |`;
+  process.stdout.write(`${line(headers)}\n|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|\n`);
+  for (const row of cells) process.stdout.write(`${line(row)}\n`);
+}
+
+function formatCell(value: string | number | undefined): string {
+  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : value.toFixed(1);
+  return value ?? '';
+}
+
+export function parseArgs(argv: string[]): Map<string, string> {
+  const args = new Map<string, string>();
+  for (let i = 0; i < argv.length; i += 1) {
+    const key = argv[i];
+    if (key?.startsWith('--')) {
+      const value = argv[i + 1];
+      if (value === undefined || value.startsWith('--')) args.set(key.slice(2), 'true');
+      else {
+        args.set(key.slice(2), value);
+        i += 1;
+      }
+    }
+  }
+  return args;
+}
