@@ -7,3 +7,22 @@ cd "$(dirname "$0")/.."
 need() { command -v "$1" >/dev/null 2>&1 || { echo "install-system-deps: '$1' is required: $2" >&2; exit 1; }; }
 need go "install Go 1.22 or newer"
 need git "install git"
+
+# redis-server: the lathens tests start their own on a free loopback port (libs/testing
+# startRedisServer). Installed from the distribution's packages when missing; needs root, as
+# CI has. The package's own service is not used (nor stopped): tests run their own instance.
+if ! command -v redis-server >/dev/null 2>&1; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-system-deps: 'redis-server' is required: install Redis 6.2 or newer" >&2
+    exit 1
+  fi
+  echo "install-system-deps: installing redis-server"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  need redis-server "apt-get install redis-server did not put it on PATH"
+fi
+
+# FerretDB (MongoDB wire protocol over SQLite): no MongoDB server installs on these machines.
+# Built once from the Go module proxy into tmp/bin and reused (about 2 minutes cold).
+bash scripts/ensure-ferretdb.sh >/dev/null
