@@ -20,17 +20,53 @@ export default [
           allow: [],
           depConstraints: [
             // type:testing is allowed everywhere for tests; production files may not import it (below).
-            { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:feature', 'type:data-access', 'type:util', 'type:contracts', 'type:testing'] },
-            { sourceTag: 'type:feature', onlyDependOnLibsWithTags: ['type:feature', 'type:data-access', 'type:util', 'type:contracts', 'type:testing'] },
-            { sourceTag: 'type:data-access', onlyDependOnLibsWithTags: ['type:data-access', 'type:util', 'type:contracts', 'type:testing'] },
+            {
+              sourceTag: 'type:app',
+              onlyDependOnLibsWithTags: [
+                'type:feature',
+                'type:data-access',
+                'type:util',
+                'type:contracts',
+                'type:testing',
+              ],
+            },
+            {
+              sourceTag: 'type:feature',
+              onlyDependOnLibsWithTags: [
+                'type:feature',
+                'type:data-access',
+                'type:util',
+                'type:contracts',
+                'type:testing',
+              ],
+            },
+            {
+              sourceTag: 'type:data-access',
+              onlyDependOnLibsWithTags: ['type:data-access', 'type:util', 'type:contracts', 'type:testing'],
+            },
             { sourceTag: 'type:util', onlyDependOnLibsWithTags: ['type:util', 'type:testing'] },
             { sourceTag: 'type:contracts', onlyDependOnLibsWithTags: ['type:contracts'] },
-            { sourceTag: 'type:testing', onlyDependOnLibsWithTags: ['type:util', 'type:data-access', 'type:contracts'] },
+            {
+              sourceTag: 'type:testing',
+              onlyDependOnLibsWithTags: ['type:util', 'type:data-access', 'type:contracts'],
+            },
             { sourceTag: 'scope:shared', onlyDependOnLibsWithTags: ['scope:shared'] },
-            { sourceTag: 'scope:proxy', onlyDependOnLibsWithTags: ['scope:proxy', 'scope:shared'], bannedExternalImports: ['mongodb'] },
+            {
+              sourceTag: 'scope:proxy',
+              onlyDependOnLibsWithTags: ['scope:proxy', 'scope:shared'],
+              bannedExternalImports: ['mongodb'],
+            },
             { sourceTag: 'scope:storage', onlyDependOnLibsWithTags: ['scope:storage', 'scope:shared'] },
-            { sourceTag: 'scope:lathens', onlyDependOnLibsWithTags: ['scope:lathens', 'scope:shared'], bannedExternalImports: ['mongodb'] },
-            { sourceTag: 'scope:crathens', onlyDependOnLibsWithTags: ['scope:crathens', 'scope:shared'], bannedExternalImports: ['mongodb'] },
+            {
+              sourceTag: 'scope:lathens',
+              onlyDependOnLibsWithTags: ['scope:lathens', 'scope:shared'],
+              bannedExternalImports: ['mongodb'],
+            },
+            {
+              sourceTag: 'scope:crathens',
+              onlyDependOnLibsWithTags: ['scope:crathens', 'scope:shared'],
+              bannedExternalImports: ['mongodb'],
+            },
           ],
         },
       ],
@@ -41,7 +77,10 @@ export default [
     files: ['**/*.ts'],
     ignores: ['**/*.test.ts', '**/test-support/**', 'libs/testing/**', 'bench/**', '**/compliance/**'],
     rules: {
-      'no-restricted-imports': ['error', { paths: [{ name: '@modproxy/testing', message: 'test support is for tests only' }] }],
+      'no-restricted-imports': [
+        'error',
+        { paths: [{ name: '@modproxy/testing', message: 'test support is for tests only' }] },
+      ],
     },
   },
 ];

@@ -15,7 +15,13 @@ export interface LoadResult {
 }
 
 /** Drives one URL with autocannon for `durationSeconds` and returns the figures we print. */
-export async function load(target: string, endpoint: string, url: string, connections: number, durationSeconds: number): Promise<LoadResult> {
+export async function load(
+  target: string,
+  endpoint: string,
+  url: string,
+  connections: number,
+  durationSeconds: number,
+): Promise<LoadResult> {
   const result = await autocannon({ url, connections, duration: durationSeconds, pipelining: 1 });
   return {
     target,
@@ -38,7 +44,12 @@ export function peakRssMiB(pid: number): number {
 }
 
 /** Starts a server process and waits until `ready(stdout)` finds what it prints when listening. */
-export async function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
+export async function startProcess(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ready: RegExp,
+): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   return new Promise((resolve, reject) => {
@@ -69,8 +80,11 @@ export function printTable(rows: Array<Record<string, string | number>>): void {
   if (rows.length === 0) return;
   const headers = Object.keys(rows[0] ?? {});
   const cells = rows.map((row) => headers.map((header) => formatCell(row[header])));
-  const widths = headers.map((header, column) => Math.max(header.length, ...cells.map((row) => (row[column] ?? '').length)));
-  const line = (values: string[]) => `| ${values.map((value, column) => value.padStart(widths[column] ?? 0)).join(' | ')} |`;
+  const widths = headers.map((header, column) =>
+    Math.max(header.length, ...cells.map((row) => (row[column] ?? '').length)),
+  );
+  const line = (values: string[]) =>
+    `| ${values.map((value, column) => value.padStart(widths[column] ?? 0)).join(' | ')} |`;
   process.stdout.write(`${line(headers)}\n|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|\n`);
   for (const row of cells) process.stdout.write(`${line(row)}\n`);
 }

@@ -19,7 +19,15 @@ import { tmpdir } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
 import { Readable } from 'node:stream';
 import { DiskStorage } from '@modproxy/storage';
-import { load, type LoadResult, parseArgs, peakRssMiB, printTable, startProcess, stopProcess } from './bench-support';
+import {
+  load,
+  type LoadResult,
+  parseArgs,
+  peakRssMiB,
+  printTable,
+  startProcess,
+  stopProcess,
+} from './bench-support';
 
 const root = join(dirname(process.argv[1] ?? '.'), '..', '..');
 const args = parseArgs(process.argv.slice(2));
@@ -45,7 +53,9 @@ function serveStatic(dir: string, port: number): void {
   });
   server.listen(port, '127.0.0.1', () => {
     const address = server.address();
-    process.stdout.write(`static listening on ${typeof address === 'object' && address ? address.port : port}\n`);
+    process.stdout.write(
+      `static listening on ${typeof address === 'object' && address ? address.port : port}\n`,
+    );
   });
   process.on('SIGTERM', () => server.close(() => process.exit(0)));
 }
@@ -107,11 +117,16 @@ async function main(): Promise<void> {
   );
   const targets: Array<{ name: string; url: string; pid?: number }> = [
     { name: 'modproxy', url: proxy.match[1] ?? '', pid: proxy.child.pid },
-    { name: 'static files', url: `http://127.0.0.1:${staticServer.match[1] ?? ''}`, pid: staticServer.child.pid },
+    {
+      name: 'static files',
+      url: `http://127.0.0.1:${staticServer.match[1] ?? ''}`,
+      pid: staticServer.child.pid,
+    },
   ];
   const compare = args.get('compare');
   if (compare) {
-    for (const file of files) await fetch(`${compare}${file.path}`).then((response) => response.arrayBuffer());
+    for (const file of files)
+      await fetch(`${compare}${file.path}`).then((response) => response.arrayBuffer());
     targets.push({ name: `compare ${compare}`, url: compare });
   }
 
@@ -126,7 +141,9 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    const rss = targets.filter((target) => target.pid).map((target) => ({ server: target.name, 'peak RSS MiB': peakRssMiB(target.pid ?? 0) }));
+    const rss = targets
+      .filter((target) => target.pid)
+      .map((target) => ({ server: target.name, 'peak RSS MiB': peakRssMiB(target.pid ?? 0) }));
     await stopProcess(proxy.child);
     await stopProcess(staticServer.child);
     await rm(work, { recursive: true, force: true });

@@ -3,7 +3,13 @@ import { ModuleService } from '@modproxy/module-service';
 import { createHttpMetrics, Counter, type Logger } from '@modproxy/observability';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { UpstreamVersions } from '@modproxy/versions';
-import { createUpstreamChain, DirectUpstream, GoproxyUpstream, parseGoproxyList, type Upstream } from '@modproxy/upstream';
+import {
+  createUpstreamChain,
+  DirectUpstream,
+  GoproxyUpstream,
+  parseGoproxyList,
+  type Upstream,
+} from '@modproxy/upstream';
 import type { ProxyConfig } from './config';
 import { createProxyApp } from './http/proxy-app';
 
@@ -23,7 +29,11 @@ export interface ProxyComposition {
 }
 
 /** The composition root: configuration in, a wired proxy out. Same code paths for every adapter. */
-export async function composeProxy(config: ProxyConfig, logger: Logger, overrides: ComposeOverrides = {}): Promise<ProxyComposition> {
+export async function composeProxy(
+  config: ProxyConfig,
+  logger: Logger,
+  overrides: ComposeOverrides = {},
+): Promise<ProxyComposition> {
   const storage = overrides.storage ?? (await createStorage(config));
   const upstream = createUpstream(config, overrides.goEnv ?? {});
   const metrics = createHttpMetrics('modproxy');
@@ -45,7 +55,10 @@ export async function composeProxy(config: ProxyConfig, logger: Logger, override
     timeoutMs: config.UPSTREAM_TIMEOUT_MS,
     onFallback: (module, operation, error) => {
       storageFallbacks.inc({ operation });
-      logger.warn({ module, operation, kind: error.kind, err: error.message }, 'upstream failed; served from storage');
+      logger.warn(
+        { module, operation, kind: error.kind, err: error.message },
+        'upstream failed; served from storage',
+      );
     },
   });
   const service = new ModuleService({
@@ -121,7 +134,9 @@ function createUpstream(config: ProxyConfig, goEnv: Record<string, string>): Ups
         url,
         timeoutMs: config.UPSTREAM_TIMEOUT_MS,
         zipTimeoutMs: config.FETCH_TIMEOUT_MS,
-        ...(config.UPSTREAM_AUTHORIZATION ? { headers: { authorization: config.UPSTREAM_AUTHORIZATION } } : {}),
+        ...(config.UPSTREAM_AUTHORIZATION
+          ? { headers: { authorization: config.UPSTREAM_AUTHORIZATION } }
+          : {}),
       }),
   });
 }

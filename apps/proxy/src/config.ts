@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { durationMs, loadConfig, logLevel, port, positiveInt, type LoadConfigOptions } from '@modproxy/config';
+import {
+  durationMs,
+  loadConfig,
+  logLevel,
+  port,
+  positiveInt,
+  type LoadConfigOptions,
+} from '@modproxy/config';
 import { parseGoproxyList } from '@modproxy/upstream';
 
 /** Every variable the proxy reads; README.md documents each one. */

@@ -14,7 +14,11 @@ interface Started {
 }
 
 function run(env: Record<string, string>): Started {
-  const child = spawn(process.execPath, [main], { cwd: root, env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: 'pipe' });
+  const child = spawn(process.execPath, [main], {
+    cwd: root,
+    env: { PATH: process.env['PATH'] ?? '', ...env },
+    stdio: 'pipe',
+  });
   let out = '';
   let err = '';
   child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -26,7 +30,9 @@ function run(env: Record<string, string>): Started {
 describe('the proxy process', () => {
   let storageDir: string;
   beforeAll(async () => {
-    await runCommandOrThrow(process.execPath, [join(root, 'scripts', 'build-app.mjs'), 'proxy'], { cwd: root });
+    await runCommandOrThrow(process.execPath, [join(root, 'scripts', 'build-app.mjs'), 'proxy'], {
+      cwd: root,
+    });
     storageDir = await createTempDir('proxy-main-test-');
   });
   afterAll(() => removeDir(storageDir));

@@ -16,7 +16,10 @@ async function main(): Promise<void> {
   }
   const logger = createLogger({ service: 'proxy', level: config.LOG_LEVEL });
   const proxy = await startProxy(config, logger);
-  logger.info({ url: proxy.url, storage: config.STORAGE_TYPE, upstream: config.UPSTREAM, mode: config.DOWNLOAD_MODE }, 'proxy listening');
+  logger.info(
+    { url: proxy.url, storage: config.STORAGE_TYPE, upstream: config.UPSTREAM, mode: config.DOWNLOAD_MODE },
+    'proxy listening',
+  );
   process.stdout.write(`\nGo module proxy ready. Use it with:\n\n  export GOPROXY=${proxy.url}\n\n`);
 
   const stop = (signal: NodeJS.Signals) => {

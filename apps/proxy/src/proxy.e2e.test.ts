@@ -28,7 +28,10 @@ interface Download {
 
 const silent = createLogger({ service: 'proxy-test', level: 'silent' });
 
-async function startTestProxy(env: Record<string, string>, goEnvForFetch: Record<string, string>): Promise<RunningProxy> {
+async function startTestProxy(
+  env: Record<string, string>,
+  goEnvForFetch: Record<string, string>,
+): Promise<RunningProxy> {
   const config = loadProxyConfig({ env: { PORT: '0', LOG_LEVEL: 'silent', ...env } });
   return startProxy(config, silent, { goEnv: goEnvForFetch });
 }
@@ -88,12 +91,24 @@ describe('the go command through the proxy (direct VCS upstream, disk storage)',
       pinned(fixtures.nested, fixtures.nested.latest),
       pinned(fixtures.nestedSub, fixtures.nestedSub.latest),
     ];
-    const direct = await runGo(['mod', 'download', '-json', ...queries], { cwd: fixtures.root, env: fixtures.env });
+    const direct = await runGo(['mod', 'download', '-json', ...queries], {
+      cwd: fixtures.root,
+      env: fixtures.env,
+    });
     expect(direct.exitCode, direct.stderr).toBe(0);
-    const viaProxy = await runGo(['mod', 'download', '-json', ...queries], { cwd: fixtures.root, env: await clientEnv() });
+    const viaProxy = await runGo(['mod', 'download', '-json', ...queries], {
+      cwd: fixtures.root,
+      env: await clientEnv(),
+    });
     expect(viaProxy.exitCode, viaProxy.stderr).toBe(0);
     const sums = (text: string) =>
-      (parseJsonStream(text) as Download[]).map(({ Path, Version, Sum, GoModSum, Error }) => ({ Path, Version, Sum, GoModSum, Error }));
+      (parseJsonStream(text) as Download[]).map(({ Path, Version, Sum, GoModSum, Error }) => ({
+        Path,
+        Version,
+        Sum,
+        GoModSum,
+        Error,
+      }));
     const expected = sums(direct.stdout);
     expect(expected).toHaveLength(queries.length);
     for (const entry of expected) expect(entry.Sum).toMatch(/^h1:/);
@@ -103,7 +118,14 @@ describe('the go command through the proxy (direct VCS upstream, disk storage)',
   it('lists tagged versions in semver order, the way go list -m -versions shows them', async () => {
     const workspace = await createGoWorkspace({ env: await clientEnv() });
     cleanup.push(() => workspace.remove());
-    const result = await workspace.go(['list', '-m', '-versions', fixtures.hello.path, fixtures.majorV2.path, fixtures.legacy.path]);
+    const result = await workspace.go([
+      'list',
+      '-m',
+      '-versions',
+      fixtures.hello.path,
+      fixtures.majorV2.path,
+      fixtures.legacy.path,
+    ]);
     expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout.trim().split('\n')).toEqual([
       [fixtures.hello.path, ...fixtures.hello.versions].join(' '),
@@ -133,11 +155,22 @@ describe('the go command through the proxy (direct VCS upstream, disk storage)',
     expect(listedPseudo.stdout.trim()).toBe(`${fixtures.untagged.path} ${fixtures.untagged.latest}`);
   });
 
-  const program = () => [fixtures.hello, fixtures.majorV2, fixtures.mixedCase, fixtures.legacy, fixtures.nested, fixtures.nestedSub, fixtures.untagged];
+  const program = () => [
+    fixtures.hello,
+    fixtures.majorV2,
+    fixtures.mixedCase,
+    fixtures.legacy,
+    fixtures.nested,
+    fixtures.nestedSub,
+    fixtures.untagged,
+  ];
 
   async function buildAndRun(env: Record<string, string>): Promise<string[]> {
     const modules = program();
-    const workspace = await createGoWorkspace({ env, imports: modules.map(({ importPath, func }) => ({ importPath, func })) });
+    const workspace = await createGoWorkspace({
+      env,
+      imports: modules.map(({ importPath, func }) => ({ importPath, func })),
+    });
     cleanup.push(() => workspace.remove());
     const get = await workspace.go(['get', ...modules.map((fixture) => `${fixture.path}@${fixture.latest}`)]);
     expect(get.exitCode, get.stderr).toBe(0);
@@ -270,7 +303,9 @@ describe('fetch coalescing (static upstream GOPROXY)', () => {
   it('fetches an uncached version from upstream exactly once for 50 concurrent requests', async () => {
     const path = `/${fixtures.hello.escapedPath}/@v/v1.0.0.zip`;
     const responses = await Promise.all(Array.from({ length: 50 }, () => fetch(`${proxy.url}${path}`)));
-    const bodies = await Promise.all(responses.map(async (response) => Buffer.from(await response.arrayBuffer())));
+    const bodies = await Promise.all(
+      responses.map(async (response) => Buffer.from(await response.arrayBuffer())),
+    );
     expect(responses.map((response) => response.status)).toEqual(Array(50).fill(200));
     for (const body of bodies) expect(body.equals(bodies[0]!)).toBe(true);
     expect(upstream.requestCount(path)).toBe(1);

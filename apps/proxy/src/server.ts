@@ -13,7 +13,11 @@ export interface RunningProxy {
   shutdown(): Promise<void>;
 }
 
-export async function startProxy(config: ProxyConfig, logger: Logger, overrides: ComposeOverrides = {}): Promise<RunningProxy> {
+export async function startProxy(
+  config: ProxyConfig,
+  logger: Logger,
+  overrides: ComposeOverrides = {},
+): Promise<RunningProxy> {
   const composition = await composeProxy(config, logger, overrides);
   const server = composition.app.listen(config.PORT, config.HOST);
   await new Promise<void>((resolve, reject) => {
@@ -24,7 +28,9 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
   server.requestTimeout = 0;
   server.keepAliveTimeout = 65_000;
   const { port } = server.address() as AddressInfo;
-  const url = config.PUBLIC_URL ?? `http://${config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : hostForUrl(config.HOST)}:${port}`;
+  const url =
+    config.PUBLIC_URL ??
+    `http://${config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : hostForUrl(config.HOST)}:${port}`;
 
   let closing: Promise<void> | undefined;
   const shutdown = () => {

@@ -19,7 +19,13 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('loadConfig', () => {
   it('applies defaults and coerces environment strings', () => {
-    expect(loadConfig(schema, { env: {} })).toEqual({ PORT: 3000, TIMEOUT_MS: 500, VERBOSE: false, MODE: 'sync', PATTERNS: [] });
+    expect(loadConfig(schema, { env: {} })).toEqual({
+      PORT: 3000,
+      TIMEOUT_MS: 500,
+      VERBOSE: false,
+      MODE: 'sync',
+      PATTERNS: [],
+    });
     const config = loadConfig(schema, { env: { PORT: '8080', VERBOSE: 'yes', PATTERNS: 'a/*, b ,,' } });
     expect(config).toMatchObject({ PORT: 8080, VERBOSE: true, PATTERNS: ['a/*', 'b'] });
   });
@@ -45,16 +51,23 @@ describe('loadConfig', () => {
   it('reads a JSON file named by CONFIG_FILE, with the environment winning', () => {
     const file = join(dir, 'config.json');
     writeFileSync(file, JSON.stringify({ PORT: 9000, MODE: 'async' }));
-    expect(loadConfig(schema, { env: { CONFIG_FILE: file, MODE: 'sync' } })).toMatchObject({ PORT: 9000, MODE: 'sync' });
+    expect(loadConfig(schema, { env: { CONFIG_FILE: file, MODE: 'sync' } })).toMatchObject({
+      PORT: 9000,
+      MODE: 'sync',
+    });
   });
 
   it('rejects unreadable, malformed and unknown-key files by naming CONFIG_FILE', () => {
-    expect(() => loadConfig(schema, { env: { CONFIG_FILE: join(dir, 'missing.json') } })).toThrow(/CONFIG_FILE: cannot read/);
+    expect(() => loadConfig(schema, { env: { CONFIG_FILE: join(dir, 'missing.json') } })).toThrow(
+      /CONFIG_FILE: cannot read/,
+    );
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, '{ nope');
     expect(() => loadConfig(schema, { env: { CONFIG_FILE: bad } })).toThrow(/CONFIG_FILE: .* not valid JSON/);
     const unknown = join(dir, 'unknown.json');
     writeFileSync(unknown, JSON.stringify({ PROT: 1 }));
-    expect(() => loadConfig(schema, { env: { CONFIG_FILE: unknown } })).toThrow(/unknown variable\(s\) .*PROT/);
+    expect(() => loadConfig(schema, { env: { CONFIG_FILE: unknown } })).toThrow(
+      /unknown variable\(s\) .*PROT/,
+    );
   });
 });

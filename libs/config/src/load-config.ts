@@ -64,7 +64,8 @@ export function loadConfig<S extends z.ZodObject>(schema: S, options: LoadConfig
     const lines = result.error.issues.map((issue) => {
       const variable = issue.path.join('.') || '(configuration)';
       const got = issue.path.length > 0 ? raw[String(issue.path[0])] : undefined;
-      const shown = got === undefined ? '' : ` (got ${JSON.stringify(isSecret(variable) ? '<redacted>' : got)})`;
+      const shown =
+        got === undefined ? '' : ` (got ${JSON.stringify(isSecret(variable) ? '<redacted>' : got)})`;
       return `  ${variable}: ${issue.message}${shown}`;
     });
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);

@@ -5,7 +5,12 @@ describe('ModuleError', () => {
   it('carries kind, operation, module and version', () => {
     const err = errors.notFound('storage.disk.info', 'not stored', { module: 'a.b/c', version: 'v1.0.0' });
     expect(err).toBeInstanceOf(ModuleError);
-    expect(err).toMatchObject({ kind: 'not-found', op: 'storage.disk.info', module: 'a.b/c', version: 'v1.0.0' });
+    expect(err).toMatchObject({
+      kind: 'not-found',
+      op: 'storage.disk.info',
+      module: 'a.b/c',
+      version: 'v1.0.0',
+    });
     expect(isModuleError(err, 'not-found')).toBe(true);
     expect(isModuleError(err, 'gone')).toBe(false);
     expect(isModuleError(new Error('x'))).toBe(false);

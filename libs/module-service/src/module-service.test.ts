@@ -27,7 +27,9 @@ class TestUpstream implements Upstream {
   constructor(private readonly dir: string) {}
 
   async list(module: string): Promise<string[]> {
-    return [...this.published.keys()].filter((key) => key.startsWith(`${module}@`)).map((key) => key.split('@')[1] ?? '');
+    return [...this.published.keys()]
+      .filter((key) => key.startsWith(`${module}@`))
+      .map((key) => key.split('@')[1] ?? '');
   }
 
   async latest(module: string): Promise<Buffer> {
@@ -60,9 +62,16 @@ class TestUpstream implements Upstream {
   }
 }
 
-async function publish(upstream: TestUpstream, version: string, files: Record<string, string>): Promise<void> {
+async function publish(
+  upstream: TestUpstream,
+  version: string,
+  files: Record<string, string>,
+): Promise<void> {
   const mod = `module ${MODULE}\n\ngo 1.21\n`;
-  const entries = Object.entries({ 'go.mod': mod, ...files }).map(([name, data]) => ({ name: `${MODULE}@${version}/${name}`, data }));
+  const entries = Object.entries({ 'go.mod': mod, ...files }).map(([name, data]) => ({
+    name: `${MODULE}@${version}/${name}`,
+    data,
+  }));
   upstream.published.set(`${MODULE}@${version}`, {
     info: Buffer.from(JSON.stringify({ Version: version, Time: '2024-01-01T00:00:00Z' })),
     mod: Buffer.from(mod),
@@ -109,7 +118,9 @@ describe('ModuleService', () => {
   it('never stores a version whose go.mod differs from the one in its zip', async () => {
     const { storage, upstream, service } = setup();
     await publish(upstream, 'v1.0.0', {});
-    upstream.published.get(`${MODULE}@v1.0.0`)!.mod = Buffer.from(`module ${MODULE}\n\nrequire evil.test/x v1.0.0\n`);
+    upstream.published.get(`${MODULE}@v1.0.0`)!.mod = Buffer.from(
+      `module ${MODULE}\n\nrequire evil.test/x v1.0.0\n`,
+    );
     const failure = await service.mod(MODULE, 'v1.0.0').catch((error: unknown) => error);
     expect(isModuleError(failure, 'bad-gateway')).toBe(true);
     expect(await storage.list(MODULE)).toEqual([]);

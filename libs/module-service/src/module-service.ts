@@ -94,7 +94,11 @@ export class ModuleService {
    * `.info` for a canonical version (served from storage, fetched on a miss) or for a query
    * such as a commit hash or branch, which upstream resolves to a canonical version.
    */
-  async info(module: string, versionOrQuery: string, options: CallOptions = {}): Promise<{ info: Buffer; immutable: boolean }> {
+  async info(
+    module: string,
+    versionOrQuery: string,
+    options: CallOptions = {},
+  ): Promise<{ info: Buffer; immutable: boolean }> {
     validateModule(module);
     if (isCanonicalVersion(versionOrQuery)) {
       await this.ensureStored(module, versionOrQuery, options);
@@ -107,15 +111,25 @@ export class ModuleService {
       });
     }
     if (this.mode === 'none') {
-      throw errors.notFound('module.info', `module ${module}: version query ${versionOrQuery} is not resolved in offline mode`, {
-        module,
-        version: versionOrQuery,
-      });
+      throw errors.notFound(
+        'module.info',
+        `module ${module}: version query ${versionOrQuery} is not resolved in offline mode`,
+        {
+          module,
+          version: versionOrQuery,
+        },
+      );
     }
-    const info = await this.upstream.info(module, versionOrQuery, { signal: this.metadataSignal(options.signal) });
+    const info = await this.upstream.info(module, versionOrQuery, {
+      signal: this.metadataSignal(options.signal),
+    });
     const { Version } = parseInfo(info, 'module.info', module);
     if (!isCanonicalVersion(Version)) {
-      throw errors.badGateway('module.info', `upstream resolved ${versionOrQuery} to non-canonical ${Version}`, { module });
+      throw errors.badGateway(
+        'module.info',
+        `upstream resolved ${versionOrQuery} to non-canonical ${Version}`,
+        { module },
+      );
     }
     // The go command asks for .mod and .zip of the resolved version next: have them ready.
     await this.ensureStored(module, Version, options);
@@ -144,7 +158,10 @@ export class ModuleService {
     const fetch = this.fetches.run(`${module}@${version}`, () => this.fetchAndStore(module, version));
     if (this.mode === 'async') {
       fetch.catch(() => undefined);
-      throw errors.notFound('module.fetch', `${module}@${version} is being fetched; try again shortly`, { module, version });
+      throw errors.notFound('module.fetch', `${module}@${version} is being fetched; try again shortly`, {
+        module,
+        version,
+      });
     }
     await waitFor(fetch, options.signal);
   }
@@ -176,21 +193,33 @@ export class ModuleService {
   }
 
   /** Nothing is stored that breaks the module zip rules or disagrees with itself. */
-  private async verify(fetched: FetchedVersion, module: string, version: string, signal: AbortSignal): Promise<string> {
+  private async verify(
+    fetched: FetchedVersion,
+    module: string,
+    version: string,
+    signal: AbortSignal,
+  ): Promise<string> {
     const op = 'module.verify';
     if (fetched.version !== version) {
       throw errors.badGateway(op, `upstream returned ${fetched.version} for ${version}`, { module, version });
     }
     const info = parseInfo(fetched.info, op, module);
     if (info.Version !== version) {
-      throw errors.badGateway(op, `upstream .info names ${info.Version}, not ${version}`, { module, version });
+      throw errors.badGateway(op, `upstream .info names ${info.Version}, not ${version}`, {
+        module,
+        version,
+      });
     }
     try {
       const zip = await verifyModuleZip(fetched.zipPath, module, version, { signal });
       verifyGoModMatches(zip.goMod, fetched.mod, module, version);
     } catch (error) {
       if (isModuleError(error, 'invalid-argument')) {
-        throw errors.badGateway(op, `upstream served an invalid module: ${error.message}`, { module, version, cause: error });
+        throw errors.badGateway(op, `upstream served an invalid module: ${error.message}`, {
+          module,
+          version,
+          cause: error,
+        });
       }
       throw error;
     }
@@ -214,10 +243,14 @@ function validateModule(module: string): void {
 function validateVersion(module: string, version: string, op: string): void {
   validateModule(module);
   if (!isCanonicalVersion(version)) {
-    throw errors.invalidArgument(op, `invalid version ${JSON.stringify(version)}: not a canonical semantic version`, {
-      module,
-      version,
-    });
+    throw errors.invalidArgument(
+      op,
+      `invalid version ${JSON.stringify(version)}: not a canonical semantic version`,
+      {
+        module,
+        version,
+      },
+    );
   }
 }
 

@@ -18,7 +18,15 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     base: { service: options.service },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: {
-      paths: ['token', '*.token', 'authorization', '*.authorization', 'headers.authorization', 'password', '*.password'],
+      paths: [
+        'token',
+        '*.token',
+        'authorization',
+        '*.authorization',
+        'headers.authorization',
+        'password',
+        '*.password',
+      ],
       censor: '[redacted]',
     },
     formatters: { level: (label) => ({ level: label }) },

@@ -11,7 +11,13 @@ describe('createLogger', () => {
     logger.info({ token: 's3cret', module: 'a.b/c' }, 'hello');
     await new Promise((resolve) => setImmediate(resolve));
     const line = JSON.parse(chunks.join('').trim());
-    expect(line).toMatchObject({ service: 'proxy', level: 'info', msg: 'hello', module: 'a.b/c', token: '[redacted]' });
+    expect(line).toMatchObject({
+      service: 'proxy',
+      level: 'info',
+      msg: 'hello',
+      module: 'a.b/c',
+      token: '[redacted]',
+    });
     expect(chunks.join('')).not.toContain('s3cret');
   });
 });
@@ -21,7 +27,9 @@ describe('createHttpMetrics', () => {
     const a = createHttpMetrics('proxy');
     const b = createHttpMetrics('proxy');
     a.requests.inc({ route: 'zip', method: 'GET', status: '200' });
-    expect(await a.registry.metrics()).toContain('proxy_http_requests_total{route="zip",method="GET",status="200"} 1');
+    expect(await a.registry.metrics()).toContain(
+      'proxy_http_requests_total{route="zip",method="GET",status="200"} 1',
+    );
     expect(await b.registry.metrics()).not.toContain('route="zip"');
   });
 });

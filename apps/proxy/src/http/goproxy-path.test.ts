@@ -4,11 +4,29 @@ import { MAX_PATH_LENGTH, parseGoproxyPath } from './goproxy-path';
 
 describe('parseGoproxyPath', () => {
   it('parses every GOPROXY endpoint and unescapes module paths and versions', () => {
-    expect(parseGoproxyPath('/example.test/hello.git/@v/list')).toEqual({ kind: 'list', module: 'example.test/hello.git' });
-    expect(parseGoproxyPath('/github.com/!azure/go-sdk/@latest')).toEqual({ kind: 'latest', module: 'github.com/Azure/go-sdk' });
-    expect(parseGoproxyPath('/a.b/c/v2/@v/v2.0.0.info')).toEqual({ kind: 'info', module: 'a.b/c/v2', version: 'v2.0.0' });
-    expect(parseGoproxyPath('/a.b/c/@v/v3.0.0+incompatible.mod')).toEqual({ kind: 'mod', module: 'a.b/c', version: 'v3.0.0+incompatible' });
-    expect(parseGoproxyPath('/a.b/c/@v/v1.0.0-!r!c1.zip')).toEqual({ kind: 'zip', module: 'a.b/c', version: 'v1.0.0-RC1' });
+    expect(parseGoproxyPath('/example.test/hello.git/@v/list')).toEqual({
+      kind: 'list',
+      module: 'example.test/hello.git',
+    });
+    expect(parseGoproxyPath('/github.com/!azure/go-sdk/@latest')).toEqual({
+      kind: 'latest',
+      module: 'github.com/Azure/go-sdk',
+    });
+    expect(parseGoproxyPath('/a.b/c/v2/@v/v2.0.0.info')).toEqual({
+      kind: 'info',
+      module: 'a.b/c/v2',
+      version: 'v2.0.0',
+    });
+    expect(parseGoproxyPath('/a.b/c/@v/v3.0.0+incompatible.mod')).toEqual({
+      kind: 'mod',
+      module: 'a.b/c',
+      version: 'v3.0.0+incompatible',
+    });
+    expect(parseGoproxyPath('/a.b/c/@v/v1.0.0-!r!c1.zip')).toEqual({
+      kind: 'zip',
+      module: 'a.b/c',
+      version: 'v1.0.0-RC1',
+    });
     // The go command percent-encodes some characters of escaped paths.
     expect(parseGoproxyPath('/github.com/%21azure/x/@v/v1.0.0%2Bincompatible.info')).toEqual({
       kind: 'info',

@@ -47,4 +47,3 @@ export function parseGoproxyPath(rawPath: string): GoproxyRequest | undefined {
   }
   return undefined;
 }
-

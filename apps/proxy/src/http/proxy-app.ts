@@ -90,7 +90,12 @@ export function createProxyApp(options: ProxyAppOptions): express.Express {
   return app;
 }
 
-async function serveGoproxy(service: ModuleService, request: GoproxyRequest, req: Request, res: Response): Promise<void> {
+async function serveGoproxy(
+  service: ModuleService,
+  request: GoproxyRequest,
+  req: Request,
+  res: Response,
+): Promise<void> {
   const signal = requestSignal(res);
   switch (request.kind) {
     case 'list': {
