@@ -1,0 +1,116 @@
+import { Server, ServerCredentials, type ServerOptions } from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { storageV1 } from '@modproxy/contracts';
+import type { ModuleStorage } from '@modproxy/storage';
+import { createStorageServiceHandlers, type StorageServiceOptions } from './storage-service';
+import { DEFAULT_MAX_MESSAGE_BYTES } from './zip-chunks';
+
+/** The name health checks ask about; the empty name stands for the whole server. */
+export const STORAGE_SERVICE_NAME = 'modproxy.storage.v1.StorageService';
+
+export interface StorageGrpcServerTls {
+  /** PEM certificate chain of the server. */
+  cert: Buffer;
+  /** PEM private key of the server. */
+  key: Buffer;
+}
+
+export interface StorageGrpcServerOptions extends StorageServiceOptions {
+  /** The backend to serve. The server never closes it: its owner does, after `close()`. */
+  storage: ModuleStorage;
+  /** Interface to listen on. Default: `127.0.0.1`. */
+  host?: string;
+  /** Port to listen on; 0 picks a free one (see the returned `port`). */
+  port: number;
+  /** Serve TLS with this certificate. Default: plaintext. */
+  tls?: StorageGrpcServerTls;
+  /** Largest message sent or received, in bytes. Default: 32 MiB (a go.mod may be 16 MiB). */
+  maxMessageBytes?: number;
+  /** Interval of keepalive pings on idle connections, to find dead clients. Default: 60000. */
+  keepaliveTimeMs?: number;
+  /** How long a keepalive ping may wait for its answer. Default: 20000. */
+  keepaliveTimeoutMs?: number;
+  /**
+   * Connections are told to go away after this long (with jitter), so clients spread over
+   * new instances behind a load balancer. Default: 30 minutes.
+   */
+  maxConnectionAgeMs?: number;
+  /** Calls still running on an aged connection get this long to finish, enough for a large zip. Default: 10 minutes. */
+  maxConnectionAgeGraceMs?: number;
+  /** How long `close()` lets running calls finish before cutting them off. Default: 10000. */
+  shutdownGraceMs?: number;
+}
+
+export interface StorageGrpcServer {
+  /** The port actually bound (the chosen one when `port` was 0). */
+  port: number;
+  server: Server;
+  /** grpc.health.v1 state: SERVING while up, NOT_SERVING from the start of `close()`. */
+  health: HealthImplementation;
+  /** Graceful stop: NOT_SERVING, then running calls finish (up to the grace), then the rest are cut off. */
+  close(): Promise<void>;
+}
+
+function address(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function serverCredentials(tls: StorageGrpcServerTls | undefined): ServerCredentials {
+  if (!tls) return ServerCredentials.createInsecure();
+  // Clients authenticate with the shared token, not with certificates.
+  return ServerCredentials.createSsl(null, [{ private_key: tls.key, cert_chain: tls.cert }], false);
+}
+
+/**
+ * Serves `modproxy.storage.v1.StorageService` and `grpc.health.v1.Health` for one backend.
+ * Health checks need no token: load balancers and orchestrators probe them.
+ */
+export async function startStorageGrpcServer(options: StorageGrpcServerOptions): Promise<StorageGrpcServer> {
+  const host = options.host ?? '127.0.0.1';
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
+  const serverOptions: ServerOptions = {
+    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': maxMessageBytes,
+    'grpc.keepalive_time_ms': options.keepaliveTimeMs ?? 60_000,
+    'grpc.keepalive_timeout_ms': options.keepaliveTimeoutMs ?? 20_000,
+    'grpc.max_connection_age_ms': options.maxConnectionAgeMs ?? 30 * 60_000,
+    'grpc.max_connection_age_grace_ms': options.maxConnectionAgeGraceMs ?? 10 * 60_000,
+  };
+  const server = new Server(serverOptions);
+  server.addService(
+    storageV1.StorageServiceService,
+    createStorageServiceHandlers(
+      options.storage,
+      options.token === undefined ? {} : { token: options.token },
+    ),
+  );
+  const health = new HealthImplementation({ '': 'NOT_SERVING', [STORAGE_SERVICE_NAME]: 'NOT_SERVING' });
+  health.addToServer(server);
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address(host, options.port), serverCredentials(options.tls), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    );
+  });
+  health.setStatus('', 'SERVING');
+  health.setStatus(STORAGE_SERVICE_NAME, 'SERVING');
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= new Promise<void>((resolve) => {
+      health.setStatus('', 'NOT_SERVING');
+      health.setStatus(STORAGE_SERVICE_NAME, 'NOT_SERVING');
+      const force = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, shutdownGraceMs);
+      server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+    return closing;
+  };
+  return { port, server, health, close };
+}
