@@ -75,11 +75,24 @@ export default [
 
   {
     files: ['**/*.ts'],
-    ignores: ['**/*.test.ts', '**/test-support/**', 'libs/testing/**', 'bench/**', '**/compliance/**'],
+    ignores: [
+      '**/*.test.ts',
+      '**/test-support/**',
+      'libs/testing/**',
+      'bench/**',
+      '**/compliance/**',
+      '**/testing/**',
+    ],
     rules: {
       'no-restricted-imports': [
         'error',
-        { paths: [{ name: '@modproxy/testing', message: 'test support is for tests only' }] },
+        {
+          paths: [
+            { name: '@modproxy/testing', message: 'test support is for tests only' },
+            { name: '@modproxy/storage-mongo/testing', message: 'test support is for tests only' },
+            { name: '@modproxy/storage/compliance', message: 'test support is for tests only' },
+          ],
+        },
       ],
     },
   },

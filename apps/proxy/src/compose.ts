@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ModuleService } from '@modproxy/module-service';
 import { createHttpMetrics, Counter, type Logger } from '@modproxy/observability';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
+import { GrpcStorage } from '@modproxy/storage-grpc';
 import { UpstreamVersions } from '@modproxy/versions';
 import {
   createUpstreamChain,
@@ -110,6 +112,15 @@ async function createStorage(config: ProxyConfig): Promise<ModuleStorage> {
       return new MemoryStorage();
     case 'disk':
       return DiskStorage.open({ root: resolve(config.STORAGE_DIR) });
+    case 'grpc':
+      return new GrpcStorage({
+        url: config.STORAGE_GRPC_URL ?? '',
+        ...(config.STORAGE_TOKEN ? { token: config.STORAGE_TOKEN } : {}),
+        tls:
+          config.STORAGE_TLS || config.STORAGE_TLS_CA_FILE
+            ? { ...(config.STORAGE_TLS_CA_FILE ? { ca: readFileSync(config.STORAGE_TLS_CA_FILE) } : {}) }
+            : false,
+      });
   }
 }
 

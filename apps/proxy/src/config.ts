@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  booleanFlag,
   durationMs,
   loadConfig,
   logLevel,
@@ -10,38 +11,61 @@ import {
 import { parseGoproxyList } from '@modproxy/upstream';
 
 /** Every variable the proxy reads; README.md documents each one. */
-export const proxyConfigSchema = z.object({
-  HOST: z.string().min(1).default('127.0.0.1'),
-  PORT: port(3000),
-  /** The URL Go clients use, printed at start-up; default http://localhost:<PORT>. */
-  PUBLIC_URL: z.url({ error: 'must be an absolute http(s) URL' }).optional(),
-  STORAGE_TYPE: z.enum(['disk', 'memory'], { error: 'must be disk or memory' }).default('disk'),
-  STORAGE_DIR: z.string().min(1).default('data/storage'),
-  UPSTREAM: z
-    .string()
-    .default('direct')
-    .superRefine((value, ctx) => {
-      try {
-        parseGoproxyList(value);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-      }
-    }),
-  DOWNLOAD_MODE: z.enum(['sync', 'async', 'none'], { error: 'must be sync, async or none' }).default('sync'),
-  FETCH_TIMEOUT_MS: durationMs(300_000),
-  UPSTREAM_TIMEOUT_MS: durationMs(30_000),
-  UPSTREAM_AUTHORIZATION: z.string().optional(),
-  GO_BINARY: z.string().min(1).default('go'),
-  GO_CONCURRENCY: positiveInt(4),
-  GO_WORK_DIR: z.string().optional(),
-  NETRC_PATH: z.string().optional(),
-  GOSUMDB: z.string().optional(),
-  GONOSUMDB: z.string().optional(),
-  GOPRIVATE: z.string().optional(),
-  GOINSECURE: z.string().optional(),
-  LOG_LEVEL: logLevel(),
-  SHUTDOWN_TIMEOUT_MS: durationMs(10_000),
-});
+export const proxyConfigSchema = z
+  .object({
+    HOST: z.string().min(1).default('127.0.0.1'),
+    PORT: port(3000),
+    /** The URL Go clients use, printed at start-up; default http://localhost:<PORT>. */
+    PUBLIC_URL: z.url({ error: 'must be an absolute http(s) URL' }).optional(),
+    STORAGE_TYPE: z
+      .enum(['disk', 'memory', 'grpc'], { error: 'must be disk, memory or grpc' })
+      .default('disk'),
+    STORAGE_DIR: z.string().min(1).default('data/storage'),
+    /** host:port of the storage service, for STORAGE_TYPE=grpc. */
+    STORAGE_GRPC_URL: z
+      .string()
+      .regex(/^[^\s/]+:\d+$/, 'must be host:port')
+      .optional(),
+    STORAGE_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    /** Use TLS to the storage service; with a file, trust that CA (PEM) instead of the system's. */
+    STORAGE_TLS: booleanFlag(false),
+    STORAGE_TLS_CA_FILE: z.string().optional(),
+    UPSTREAM: z
+      .string()
+      .default('direct')
+      .superRefine((value, ctx) => {
+        try {
+          parseGoproxyList(value);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        }
+      }),
+    DOWNLOAD_MODE: z
+      .enum(['sync', 'async', 'none'], { error: 'must be sync, async or none' })
+      .default('sync'),
+    FETCH_TIMEOUT_MS: durationMs(300_000),
+    UPSTREAM_TIMEOUT_MS: durationMs(30_000),
+    UPSTREAM_AUTHORIZATION: z.string().optional(),
+    GO_BINARY: z.string().min(1).default('go'),
+    GO_CONCURRENCY: positiveInt(4),
+    GO_WORK_DIR: z.string().optional(),
+    NETRC_PATH: z.string().optional(),
+    GOSUMDB: z.string().optional(),
+    GONOSUMDB: z.string().optional(),
+    GOPRIVATE: z.string().optional(),
+    GOINSECURE: z.string().optional(),
+    LOG_LEVEL: logLevel(),
+    SHUTDOWN_TIMEOUT_MS: durationMs(10_000),
+  })
+  .superRefine((config, ctx) => {
+    if (config.STORAGE_TYPE === 'grpc' && !config.STORAGE_GRPC_URL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['STORAGE_GRPC_URL'],
+        message: 'is required when STORAGE_TYPE=grpc',
+      });
+    }
+  });
 
 export type ProxyConfig = z.infer<typeof proxyConfigSchema>;
 

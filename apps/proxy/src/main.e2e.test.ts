@@ -54,7 +54,8 @@ describe('the proxy process', () => {
     [{ PORT: 'eighty' }, /PORT: /],
     [{ UPSTREAM: 'ftp://proxy.invalid' }, /UPSTREAM: /],
     [{ DOWNLOAD_MODE: 'sometimes' }, /DOWNLOAD_MODE: must be sync, async or none/],
-    [{ STORAGE_TYPE: 's3' }, /STORAGE_TYPE: must be disk or memory/],
+    [{ STORAGE_TYPE: 's3' }, /STORAGE_TYPE: must be disk, memory or grpc/],
+    [{ STORAGE_TYPE: 'grpc' }, /STORAGE_GRPC_URL: is required when STORAGE_TYPE=grpc/],
   ])('refuses to start on a wrong value and names the variable: %o', async (env, message) => {
     const proxy = run({ STORAGE_DIR: storageDir, ...env });
     const [code] = await once(proxy.child, 'exit');

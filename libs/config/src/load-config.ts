@@ -74,5 +74,5 @@ export function loadConfig<S extends z.ZodObject>(schema: S, options: LoadConfig
 }
 
 function isSecret(variable: string): boolean {
-  return /TOKEN|PASSWORD|SECRET|KEY|CREDENTIAL/i.test(variable);
+  return /TOKEN|PASSWORD|SECRET|KEY|CREDENTIAL|AUTHORIZATION|URI/i.test(variable);
 }

@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import { durationMs, loadConfig, type LoadConfigOptions, logLevel, port } from '@modproxy/config';
+
+/** Every variable the storage service reads; README.md documents each one. */
+export const storageConfigSchema = z
+  .object({
+    GRPC_HOST: z.string().min(1).default('127.0.0.1'),
+    GRPC_PORT: port(50051),
+    /** Plain HTTP for /metrics, /healthz, /readyz; 0 picks a free port. */
+    HTTP_PORT: port(9464),
+    STORAGE_BACKEND: z
+      .enum(['mongo', 'disk', 'memory'], { error: 'must be mongo, disk or memory' })
+      .default('disk'),
+    STORAGE_DIR: z.string().min(1).default('data/storage'),
+    MONGODB_URI: z.string().optional(),
+    MONGODB_DATABASE: z.string().min(1).default('modproxy'),
+    GRIDFS_BUCKET: z.string().min(1).default('zips'),
+    /** Clients must send `authorization: Bearer <token>`; unset: no authentication. */
+    STORAGE_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    TLS_CERT_FILE: z.string().optional(),
+    TLS_KEY_FILE: z.string().optional(),
+    READINESS_INTERVAL_MS: durationMs(5_000),
+    SHUTDOWN_TIMEOUT_MS: durationMs(10_000),
+    LOG_LEVEL: logLevel(),
+  })
+  .superRefine((config, ctx) => {
+    if (config.STORAGE_BACKEND === 'mongo' && !config.MONGODB_URI) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['MONGODB_URI'],
+        message: 'is required when STORAGE_BACKEND=mongo',
+      });
+    }
+    if (config.MONGODB_URI && !/^mongodb(\+srv)?:\/\//.test(config.MONGODB_URI)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['MONGODB_URI'],
+        message: 'must start with mongodb:// or mongodb+srv://',
+      });
+    }
+    if (Boolean(config.TLS_CERT_FILE) !== Boolean(config.TLS_KEY_FILE)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['TLS_CERT_FILE'],
+        message: 'TLS_CERT_FILE and TLS_KEY_FILE go together',
+      });
+    }
+  });
+
+export type StorageConfig = z.infer<typeof storageConfigSchema>;
+
+export function loadStorageConfig(options?: LoadConfigOptions): StorageConfig {
+  return loadConfig(storageConfigSchema, options);
+}

@@ -1,0 +1,122 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { createHttpMetrics, Gauge, type Logger } from '@modproxy/observability';
+import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
+import { STORAGE_SERVICE_NAME, startStorageGrpcServer } from '@modproxy/storage-grpc';
+import { MongoStorage } from '@modproxy/storage-mongo';
+import type { StorageConfig } from './config';
+
+export interface RunningStorageService {
+  grpcPort: number;
+  httpPort: number;
+  shutdown(): Promise<void>;
+}
+
+interface Backend {
+  storage: ModuleStorage;
+  /** Rejects while the backend cannot serve (readiness follows the database connection). */
+  ping(): Promise<void>;
+}
+
+async function openBackend(config: StorageConfig): Promise<Backend> {
+  switch (config.STORAGE_BACKEND) {
+    case 'mongo': {
+      const storage = await MongoStorage.connect({
+        uri: config.MONGODB_URI ?? '',
+        database: config.MONGODB_DATABASE,
+        bucketName: config.GRIDFS_BUCKET,
+      });
+      return { storage, ping: () => storage.ping({ signal: AbortSignal.timeout(2_000) }) };
+    }
+    case 'disk':
+      return {
+        storage: await DiskStorage.open({ root: resolve(config.STORAGE_DIR) }),
+        ping: async () => undefined,
+      };
+    case 'memory':
+      return { storage: new MemoryStorage(), ping: async () => undefined };
+  }
+}
+
+/** The storage service: one backend behind the gRPC StorageService, health and metrics. */
+export async function startStorageService(
+  config: StorageConfig,
+  logger: Logger,
+): Promise<RunningStorageService> {
+  const backend = await openBackend(config);
+  const tls =
+    config.TLS_CERT_FILE && config.TLS_KEY_FILE
+      ? { cert: readFileSync(config.TLS_CERT_FILE), key: readFileSync(config.TLS_KEY_FILE) }
+      : undefined;
+  const grpc = await startStorageGrpcServer({
+    storage: backend.storage,
+    host: config.GRPC_HOST,
+    port: config.GRPC_PORT,
+    ...(config.STORAGE_TOKEN ? { token: config.STORAGE_TOKEN } : {}),
+    ...(tls ? { tls } : {}),
+    shutdownGraceMs: config.SHUTDOWN_TIMEOUT_MS,
+  });
+
+  const metrics = createHttpMetrics('modproxy_storage');
+  const ready = new Gauge({
+    name: 'modproxy_storage_ready',
+    help: '1 while the backend answers',
+    registers: [metrics.registry],
+  });
+  let healthy = true;
+  let shuttingDown = false;
+  const checkReadiness = async () => {
+    try {
+      await backend.ping();
+      if (!healthy) logger.info('backend reachable again');
+      healthy = true;
+    } catch (error) {
+      if (healthy) logger.warn({ err: (error as Error).message }, 'backend unreachable: not serving');
+      healthy = false;
+    }
+    ready.set(healthy ? 1 : 0);
+    if (shuttingDown) return;
+    const status = healthy ? 'SERVING' : 'NOT_SERVING';
+    grpc.health.setStatus('', status);
+    grpc.health.setStatus(STORAGE_SERVICE_NAME, status);
+  };
+  await checkReadiness();
+  const timer = setInterval(() => void checkReadiness(), config.READINESS_INTERVAL_MS);
+  timer.unref();
+
+  const http: Server = createServer(async (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const text = (status: number, body: string) => {
+      res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end(body);
+    };
+    if (path === '/healthz') return text(200, 'ok\n');
+    if (path === '/readyz') return healthy && !shuttingDown ? text(200, 'ok\n') : text(503, 'not ready\n');
+    if (path === '/metrics') {
+      res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
+      return res.end(await metrics.registry.metrics());
+    }
+    text(404, 'not found\n');
+  });
+  await new Promise<void>((done, fail) => {
+    http.once('error', fail);
+    http.listen(config.HTTP_PORT, config.GRPC_HOST, () => done());
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    grpcPort: grpc.port,
+    httpPort: (http.address() as AddressInfo).port,
+    shutdown: () =>
+      (closing ??= (async () => {
+        shuttingDown = true;
+        clearInterval(timer);
+        await grpc.close();
+        await new Promise<void>((done) => http.close(() => done()));
+        await backend.storage.close();
+        logger.info('storage service stopped');
+      })()),
+  };
+}

@@ -1,0 +1,54 @@
+import { ConfigError } from '@modproxy/config';
+import { createLogger, type Logger } from '@modproxy/observability';
+
+export interface RunningService {
+  /** Printed to stdout once the service listens, e.g. the GOPROXY line. */
+  banner: string;
+  /** Readiness off, drain, close clients. */
+  shutdown(): Promise<void>;
+}
+
+export interface RunServiceOptions<C extends { LOG_LEVEL: string }> {
+  /** The app name: the log `service` field and the prefix of start-up errors. */
+  name: string;
+  loadConfig(): C;
+  start(config: C, logger: Logger): Promise<RunningService>;
+}
+
+/**
+ * The process around an app: configuration validated first (a wrong value exits 2 with a
+ * message naming the variable, before anything starts), then start, then graceful shutdown on
+ * SIGTERM/SIGINT.
+ */
+export function runService<C extends { LOG_LEVEL: string }>(options: RunServiceOptions<C>): void {
+  const fail = (code: number, message: string): never => {
+    process.stderr.write(`${options.name}: ${message}\n`);
+    process.exit(code);
+  };
+  let config: C;
+  try {
+    config = options.loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) return fail(2, error.message);
+    throw error;
+  }
+  const logger = createLogger({ service: options.name, level: config.LOG_LEVEL });
+  options.start(config, logger).then(
+    (service) => {
+      process.stdout.write(`${service.banner}\n`);
+      const stop = (signal: NodeJS.Signals) => {
+        logger.info({ signal }, 'shutting down');
+        service.shutdown().then(
+          () => process.exit(0),
+          (error: unknown) => {
+            logger.error({ err: error }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    },
+    (error: unknown) => fail(1, `failed to start: ${error instanceof Error ? error.message : String(error)}`),
+  );
+}

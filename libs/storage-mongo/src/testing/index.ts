@@ -1,0 +1,7 @@
+export {
+  DEFAULT_FERRETDB_BINARY,
+  ensureFerretDb,
+  startFerretDb,
+  type FerretDbOptions,
+  type FerretDbServer,
+} from './ferretdb-server';
