@@ -9,3 +9,6 @@ export * from './static-goproxy';
 export * from './export-fixtures';
 export * from './zip-entries';
 export * from './build-zip';
+export * from './redis-server';
+export * from './go-command-scenarios';
+export * from './snapshot-tree';
