@@ -12,3 +12,4 @@ export * from './build-zip';
 export * from './redis-server';
 export * from './go-command-scenarios';
 export * from './snapshot-tree';
+export * from './app-process';

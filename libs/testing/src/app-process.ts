@@ -1,0 +1,68 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+
+export interface AppProcess {
+  child: ChildProcess;
+  /** The match of `ready` against what the process printed. */
+  match: RegExpExecArray;
+  stdout(): string;
+  stderr(): string;
+  /** SIGTERM, then waits for the exit; resolves with the exit code (SIGKILL after `graceMs`). */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
+export interface StartAppProcessOptions {
+  /** The complete environment (nothing is inherited but what you pass). */
+  env: Record<string, string>;
+  /** What stdout prints once the process serves, e.g. `/export GOPROXY=(\S+)/`. */
+  ready: RegExp;
+  cwd?: string;
+  /** Default 30000 ms. */
+  startTimeoutMs?: number;
+}
+
+/**
+ * Starts `node <main>` (a built app) and waits until it says it is ready. A process that exits
+ * first or stays silent too long rejects with what it printed. Stopped by its own pid only.
+ */
+export async function startAppProcess(main: string, options: StartAppProcessOptions): Promise<AppProcess> {
+  const child = spawn(process.execPath, ['--enable-source-maps', main], {
+    cwd: options.cwd,
+    env: options.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const stop = async (graceMs = 10_000): Promise<number | null> => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    const exited = once(child, 'exit') as Promise<[number | null]>;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    const [code] = await exited;
+    clearTimeout(timer);
+    return code;
+  };
+  const match = await new Promise<RegExpExecArray>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      void stop(0);
+      reject(new Error(`${main} did not become ready in time:\n${out}\n${err}`));
+    }, options.startTimeoutMs ?? 30_000);
+    const onData = () => {
+      const found = options.ready.exec(out);
+      if (!found) return;
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.off('exit', onExit);
+      resolve(found);
+    };
+    const onExit = (code: number | null) => {
+      clearTimeout(timer);
+      reject(new Error(`${main} exited with ${String(code)} before it was ready:\n${out}\n${err}`));
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', onExit);
+  });
+  return { child, match, stdout: () => out, stderr: () => err, stop };
+}
