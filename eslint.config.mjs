@@ -82,6 +82,7 @@ export default [
       'bench/**',
       '**/compliance/**',
       '**/testing/**',
+      'apps/e2e/**',
     ],
     rules: {
       'no-restricted-imports': [
