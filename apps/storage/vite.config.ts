@@ -1,3 +1,5 @@
 import { projectTestConfig } from '../../vitest.shared.ts';
 
-export default projectTestConfig();
+export default projectTestConfig({
+  globalSetup: ['../../libs/storage-mongo/src/testing/ferretdb-global-setup.ts'],
+});
