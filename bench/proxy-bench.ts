@@ -32,7 +32,11 @@ import {
 const root = join(dirname(process.argv[1] ?? '.'), '..', '..');
 const args = parseArgs(process.argv.slice(2));
 
-if (args.has('serve-static')) {
+if (args.has('help')) {
+  process.stdout.write(
+    'usage: npm run bench:proxy -- [--duration 10] [--connections 1,16,64] [--static-port 0] [--compare URL]\n',
+  );
+} else if (args.has('serve-static')) {
   serveStatic(args.get('serve-static') ?? '.', Number(args.get('port') ?? 0));
 } else {
   await main();
@@ -131,6 +135,13 @@ async function main(): Promise<void> {
   }
 
   const results: LoadResult[] = [];
+  // An interrupted run still stops the servers it started.
+  const interrupt = () =>
+    void Promise.all([stopProcess(proxy.child), stopProcess(staticServer.child)]).then(() =>
+      process.exit(130),
+    );
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
   try {
     for (const file of files) {
       for (const count of connections) {

@@ -8,10 +8,10 @@ import { dirname, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-export async function buildApp(name) {
-  const outfile = join(root, 'dist', 'apps', name, 'main.js');
+/** Bundles one TypeScript entry point into an ES module; npm packages stay external. */
+export async function bundle(entry, outfile) {
   await build({
-    entryPoints: [join(root, 'apps', name, 'src', 'main.ts')],
+    entryPoints: [entry],
     outfile,
     bundle: true,
     platform: 'node',
@@ -23,6 +23,10 @@ export async function buildApp(name) {
     logLevel: 'warning',
   });
   return outfile;
+}
+
+export function buildApp(name) {
+  return bundle(join(root, 'apps', name, 'src', 'main.ts'), join(root, 'dist', 'apps', name, 'main.js'));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
