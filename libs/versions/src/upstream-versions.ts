@@ -12,6 +12,12 @@ export interface UpstreamVersionsOptions {
   timeoutMs?: number;
   /** Told when upstream failed and stored data was served instead. */
   onFallback?(module: string, operation: 'list' | 'latest', error: ModuleError): void;
+  /**
+   * Whether an upstream failure is answered from storage (`stale: true`). `false` lets the
+   * error through, for callers with a fallback of their own (the cached engine) or none
+   * (strict network mode). Default: true.
+   */
+  fallbackToStorage?: boolean;
 }
 
 /**
@@ -24,12 +30,14 @@ export class UpstreamVersions implements VersionsProvider {
   private readonly upstream: Upstream | undefined;
   private readonly timeoutMs: number;
   private readonly onFallback: UpstreamVersionsOptions['onFallback'];
+  private readonly fallbackToStorage: boolean;
 
   constructor(options: UpstreamVersionsOptions) {
     this.storage = options.storage;
     this.upstream = options.upstream;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.onFallback = options.onFallback;
+    this.fallbackToStorage = options.fallbackToStorage ?? true;
   }
 
   async list(module: string, options: CallOptions = {}): Promise<ListAnswer> {
@@ -43,7 +51,7 @@ export class UpstreamVersions implements VersionsProvider {
       return { versions: listVersions([...stored, ...upstream]), source: 'upstream', stale: false };
     } catch (error) {
       const failure = toModuleError(error, 'versions.list', { module });
-      if (options.signal?.aborted || stored.length === 0) throw failure;
+      if (options.signal?.aborted || stored.length === 0 || !this.fallbackToStorage) throw failure;
       this.onFallback?.(module, 'list', failure);
       return { versions: listVersions(stored), source: 'storage', stale: true };
     }
@@ -60,7 +68,7 @@ export class UpstreamVersions implements VersionsProvider {
       return { info, source: 'upstream', stale: false };
     } catch (error) {
       const failure = toModuleError(error, 'versions.latest', { module });
-      if (options.signal?.aborted) throw failure;
+      if (options.signal?.aborted || !this.fallbackToStorage) throw failure;
       const answer = await this.latestStored(module, options);
       if (!answer) throw failure;
       this.onFallback?.(module, 'latest', failure);

@@ -1,0 +1,270 @@
+import { resolve } from 'node:path';
+import type { Redis } from 'ioredis';
+import { createHttpMetrics, Counter, Gauge, type HttpMetrics, type Logger } from '@modproxy/observability';
+import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
+import { GrpcStorage } from '@modproxy/storage-grpc';
+import {
+  createUpstreamChain,
+  DirectUpstream,
+  GoproxyUpstream,
+  parseGoproxyList,
+  type Upstream,
+} from '@modproxy/upstream';
+import {
+  BullmqRevalidationQueue,
+  BullmqRevalidationWorker,
+  CachedVersions,
+  createCacheRedis,
+  createQueueRedis,
+  RedisVersionStore,
+  waitForRedis,
+} from '@modproxy/versions';
+import type { LathensConfig } from './config';
+import { createLathensApp } from './http/lathens-app';
+
+export interface LathensOverrides {
+  /** Used instead of the one STORAGE_TYPE describes; not closed by lathens. */
+  storage?: ModuleStorage;
+  /** Used instead of the chain UPSTREAM describes. */
+  upstream?: Upstream;
+}
+
+export interface LathensComposition {
+  versions: CachedVersions;
+  app: ReturnType<typeof createLathensApp>;
+  metrics: HttpMetrics;
+  worker: BullmqRevalidationWorker | undefined;
+  /** Resolves when the cache Redis answers. */
+  readiness(): Promise<void>;
+  /** Waits up to `timeoutMs` for the first Redis connection; resolves either way (readiness tells). */
+  waitForRedis(timeoutMs: number): Promise<boolean>;
+  /** Told on every change of readiness (Redis connected or not). */
+  onReadinessChange(listener: (ready: boolean) => void): void;
+  beginShutdown(): void;
+  isShuttingDown(): boolean;
+  close(): Promise<void>;
+}
+
+/** The composition root: configuration in, a wired lathens out. Logic lives in @modproxy/versions. */
+export async function composeLathens(
+  config: LathensConfig,
+  logger: Logger,
+  overrides: LathensOverrides = {},
+): Promise<LathensComposition> {
+  const metrics = createHttpMetrics('lathens');
+  const counters = createCounters(metrics);
+  const ownedStorage = overrides.storage ? undefined : await createStorage(config);
+  const storage = overrides.storage ?? ownedStorage ?? new MemoryStorage();
+  const upstream = overrides.upstream ?? createUpstream(config);
+
+  const cacheRedis = createCacheRedis(config.REDIS_URL, { connectionName: 'lathens-cache' });
+  const queueRedis = createQueueRedis(config.QUEUE_REDIS_URL ?? config.REDIS_URL, {
+    connectionName: 'lathens-queue',
+  });
+  const bullPrefix = config.KEY_PREFIX.replace(/:+$/, '') || 'lathens';
+  const queue = new BullmqRevalidationQueue({ connection: queueRedis, prefix: bullPrefix });
+  const store = new RedisVersionStore({
+    redis: cacheRedis,
+    keyPrefix: config.KEY_PREFIX,
+    retainMs: config.RETAIN_MS,
+  });
+
+  const versions = new CachedVersions({
+    store,
+    storage,
+    upstream,
+    queue,
+    networkMode: config.NETWORK_MODE,
+    softTtlMs: config.SOFT_TTL_MS,
+    hardTtlMs: config.HARD_TTL_MS,
+    negativeTtlMs: config.NEGATIVE_TTL_MS,
+    failureTtlMs: config.FAILURE_TTL_MS,
+    revalidateWindowMs: config.REVALIDATE_WINDOW_MS,
+    waitTimeoutMs: config.WAIT_TIMEOUT_MS,
+    upstreamTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
+    events: {
+      answered: (kind, outcome) => counters.answers.inc({ kind, outcome }),
+      upstreamCalled: (kind, module, result, durationMs) => {
+        counters.upstreamCalls.inc({ kind, result });
+        logger.debug({ kind, module, result, durationMs }, 'upstream called');
+      },
+      servedStale: (kind, module, error) => {
+        counters.staleServed.inc({ kind });
+        logger.warn(
+          { kind, module, errKind: error.kind, err: error.message },
+          'upstream failed; served the last answer',
+        );
+      },
+      storeFailed: (operation, error) => {
+        counters.storeFailures.inc({ operation });
+        logger.warn(
+          { operation, err: error instanceof Error ? error.message : String(error) },
+          'Redis failed; answered without the cache',
+        );
+      },
+      revalidationFailed: (module, error) => {
+        counters.revalidationFailures.inc();
+        logger.warn(
+          { module, err: error instanceof Error ? error.message : String(error) },
+          'revalidation failed',
+        );
+      },
+    },
+  });
+
+  const worker = config.RUN_WORKER
+    ? new BullmqRevalidationWorker({
+        connection: queueRedis,
+        prefix: bullPrefix,
+        concurrency: config.REVALIDATION_CONCURRENCY,
+        revalidate: (module) => versions.revalidate(module),
+        onError: (module, error) => {
+          counters.revalidationFailures.inc();
+          logger.warn(
+            { module, err: error instanceof Error ? error.message : String(error) },
+            'revalidation job failed',
+          );
+        },
+      })
+    : undefined;
+
+  const listeners: Array<(ready: boolean) => void> = [];
+  const redisUp = new Gauge({
+    name: 'lathens_redis_up',
+    help: '1 while the cache Redis is connected',
+    registers: [metrics.registry],
+  });
+  const announce = (ready: boolean) => {
+    redisUp.set(ready ? 1 : 0);
+    for (const listener of listeners) listener(ready);
+  };
+  watchConnection(cacheRedis, logger, announce);
+
+  let shuttingDown = false;
+  const readiness = async () => {
+    if (cacheRedis.status !== 'ready') throw new Error(`Redis is ${cacheRedis.status}`);
+    await store.ping();
+  };
+  const app = createLathensApp({
+    versions,
+    logger,
+    metrics,
+    readiness,
+    isShuttingDown: () => shuttingDown,
+    maxAgeSeconds: Math.max(1, Math.floor(config.SOFT_TTL_MS / 1_000)),
+  });
+
+  return {
+    versions,
+    app,
+    metrics,
+    worker,
+    readiness,
+    waitForRedis: (timeoutMs) =>
+      waitForRedis(cacheRedis, timeoutMs).then(
+        () => true,
+        () => false,
+      ),
+    onReadinessChange: (listener) => listeners.push(listener),
+    beginShutdown: () => {
+      shuttingDown = true;
+    },
+    isShuttingDown: () => shuttingDown,
+    close: async () => {
+      await worker?.close();
+      await versions.close();
+      await queue.close();
+      await Promise.allSettled([cacheRedis.quit(), queueRedis.quit()]);
+      cacheRedis.disconnect();
+      queueRedis.disconnect();
+      await ownedStorage?.close();
+    },
+  };
+}
+
+function createCounters(metrics: HttpMetrics) {
+  const registers = [metrics.registry];
+  return {
+    answers: new Counter({
+      name: 'lathens_answers_total',
+      help: 'list/latest answers by kind and how they were reached (fresh, revalidating, refreshed, waited, fallback, ...)',
+      labelNames: ['kind', 'outcome'] as const,
+      registers,
+    }),
+    upstreamCalls: new Counter({
+      name: 'lathens_upstream_calls_total',
+      help: 'Upstream list/latest calls by kind and result',
+      labelNames: ['kind', 'result'] as const,
+      registers,
+    }),
+    staleServed: new Counter({
+      name: 'lathens_stale_served_total',
+      help: 'Answers served stale because upstream failed',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
+    storeFailures: new Counter({
+      name: 'lathens_store_failures_total',
+      help: 'Redis operations that failed (the request was answered without the cache)',
+      labelNames: ['operation'] as const,
+      registers,
+    }),
+    revalidationFailures: new Counter({
+      name: 'lathens_revalidation_failures_total',
+      help: 'Background revalidations that could not be queued or failed',
+      registers,
+    }),
+  };
+}
+
+/** Readiness follows the cache connection: ready on `ready`, not ready when it closes. */
+function watchConnection(redis: Redis, logger: Logger, announce: (ready: boolean) => void): void {
+  let ready = false;
+  const set = (next: boolean) => {
+    if (next === ready) return;
+    ready = next;
+    logger[next ? 'info' : 'warn'](
+      { redis: next ? 'connected' : 'disconnected' },
+      'cache Redis connection changed',
+    );
+    announce(next);
+  };
+  redis.on('ready', () => set(true));
+  redis.on('close', () => set(false));
+  redis.on('end', () => set(false));
+  if (redis.status === 'ready') set(true);
+}
+
+async function createStorage(config: LathensConfig): Promise<ModuleStorage | undefined> {
+  switch (config.STORAGE_TYPE) {
+    case 'disk':
+      return DiskStorage.open({ root: resolve(config.STORAGE_DIR) });
+    case 'grpc':
+      return new GrpcStorage({
+        url: config.STORAGE_GRPC_URL ?? '',
+        ...(config.STORAGE_GRPC_TOKEN ? { token: config.STORAGE_GRPC_TOKEN } : {}),
+        deadlineMs: config.UPSTREAM_TIMEOUT_MS,
+      });
+    case 'none':
+      return undefined;
+  }
+}
+
+function createUpstream(config: LathensConfig): Upstream {
+  return createUpstreamChain(parseGoproxyList(config.UPSTREAM), {
+    direct: () =>
+      new DirectUpstream({
+        goBinary: config.GO_BINARY,
+        concurrency: config.GO_CONCURRENCY,
+        timeoutMs: config.UPSTREAM_TIMEOUT_MS,
+      }),
+    goproxy: (url) =>
+      new GoproxyUpstream({
+        url,
+        timeoutMs: config.UPSTREAM_TIMEOUT_MS,
+        ...(config.UPSTREAM_AUTHORIZATION
+          ? { headers: { authorization: config.UPSTREAM_AUTHORIZATION } }
+          : {}),
+      }),
+  });
+}

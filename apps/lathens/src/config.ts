@@ -1,0 +1,86 @@
+import { z } from 'zod';
+import {
+  booleanFlag,
+  durationMs,
+  loadConfig,
+  logLevel,
+  port,
+  positiveInt,
+  type LoadConfigOptions,
+} from '@modproxy/config';
+import { parseGoproxyList } from '@modproxy/upstream';
+
+const goproxyList = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .superRefine((value, ctx) => {
+      try {
+        parseGoproxyList(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    });
+
+const redisUrl = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');
+
+/** Every variable lathens reads; README.md documents each one. */
+export const lathensConfigSchema = z
+  .object({
+    HOST: z.string().min(1).default('127.0.0.1'),
+    GRPC_PORT: port(7071),
+    HTTP_PORT: port(7072),
+    /** Shared token gRPC callers must send as `authorization: Bearer <token>`; none by default. */
+    GRPC_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+    /** The BullMQ Redis; default REDIS_URL. In production a separate server with `maxmemory-policy noeviction`. */
+    QUEUE_REDIS_URL: redisUrl.optional(),
+    KEY_PREFIX: z.string().min(1).default('lathens:'),
+    SOFT_TTL_MS: durationMs(60_000),
+    HARD_TTL_MS: durationMs(600_000),
+    NEGATIVE_TTL_MS: durationMs(60_000),
+    FAILURE_TTL_MS: durationMs(10_000),
+    REVALIDATE_WINDOW_MS: durationMs(600_000),
+    WAIT_TIMEOUT_MS: durationMs(30_000),
+    RETAIN_MS: durationMs(7 * 24 * 3_600_000),
+    UPSTREAM: goproxyList('direct'),
+    UPSTREAM_TIMEOUT_MS: durationMs(30_000),
+    UPSTREAM_AUTHORIZATION: z.string().optional(),
+    GO_BINARY: z.string().min(1).default('go'),
+    GO_CONCURRENCY: positiveInt(4),
+    NETWORK_MODE: z
+      .enum(['strict', 'fallback', 'offline'], { error: 'must be strict, fallback or offline' })
+      .default('fallback'),
+    /** Where stored versions are read from: a disk storage directory, the storage gRPC service, or nothing. */
+    STORAGE_TYPE: z.enum(['disk', 'grpc', 'none'], { error: 'must be disk, grpc or none' }).default('disk'),
+    STORAGE_DIR: z.string().min(1).default('data/storage'),
+    STORAGE_GRPC_URL: z.string().min(1).optional(),
+    STORAGE_GRPC_TOKEN: z.string().optional(),
+    /** Whether this replica also runs revalidation jobs (every replica may). */
+    RUN_WORKER: booleanFlag(true),
+    REVALIDATION_CONCURRENCY: positiveInt(8),
+    LOG_LEVEL: logLevel(),
+    SHUTDOWN_TIMEOUT_MS: durationMs(10_000),
+  })
+  .superRefine((config, ctx) => {
+    if (config.HARD_TTL_MS < config.SOFT_TTL_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['HARD_TTL_MS'],
+        message: 'must not be shorter than SOFT_TTL_MS',
+      });
+    }
+    if (config.STORAGE_TYPE === 'grpc' && !config.STORAGE_GRPC_URL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['STORAGE_GRPC_URL'],
+        message: 'is required when STORAGE_TYPE=grpc',
+      });
+    }
+  });
+
+export type LathensConfig = z.infer<typeof lathensConfigSchema>;
+
+export function loadLathensConfig(options?: LoadConfigOptions): LathensConfig {
+  return loadConfig(lathensConfigSchema, options);
+}

@@ -1,0 +1,86 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '@modproxy/observability';
+import { startVersionsGrpcServer, type VersionsGrpcServer } from '@modproxy/versions-grpc';
+import { composeLathens, type LathensComposition, type LathensOverrides } from './compose';
+import type { LathensConfig } from './config';
+
+const REDIS_START_WAIT_MS = 5_000;
+
+export interface RunningLathens {
+  composition: LathensComposition;
+  http: Server;
+  grpc: VersionsGrpcServer;
+  /** Base URL of the HTTP side, to put in GOPROXY. */
+  httpUrl: string;
+  /** `host:port` of the gRPC side, for `LATHENS_GRPC_URL`. */
+  grpcAddress: string;
+  /** Readiness off, both servers drain (bounded), then the worker, queue and Redis connections close. */
+  shutdown(): Promise<void>;
+}
+
+export async function startLathens(
+  config: LathensConfig,
+  logger: Logger,
+  overrides: LathensOverrides = {},
+): Promise<RunningLathens> {
+  const composition = await composeLathens(config, logger, overrides);
+  // Serving before Redis is there would send the first burst of requests to upstream uncached.
+  if (!(await composition.waitForRedis(REDIS_START_WAIT_MS))) {
+    logger.warn(
+      { waitedMs: REDIS_START_WAIT_MS },
+      'cache Redis not reachable yet; serving without it until it is',
+    );
+  }
+  const grpc = await startVersionsGrpcServer({
+    service: composition.versions,
+    host: config.HOST,
+    port: config.GRPC_PORT,
+    shutdownGraceMs: config.SHUTDOWN_TIMEOUT_MS,
+    ...(config.GRPC_TOKEN ? { token: config.GRPC_TOKEN } : {}),
+  });
+  // Health follows Redis: without it every answer costs an upstream call.
+  grpc.setServing(false);
+  composition.onReadinessChange((ready) => grpc.setServing(ready && !composition.isShuttingDown()));
+  composition.readiness().then(
+    () => grpc.setServing(!composition.isShuttingDown()),
+    () => undefined,
+  );
+
+  const http = composition.app.listen(config.HTTP_PORT, config.HOST);
+  await new Promise<void>((resolve, reject) => {
+    http.once('listening', resolve);
+    http.once('error', reject);
+  });
+  http.keepAliveTimeout = 65_000;
+  const { port } = http.address() as AddressInfo;
+  const host =
+    config.HOST === '0.0.0.0' || config.HOST === '::'
+      ? '127.0.0.1'
+      : config.HOST.includes(':')
+        ? `[${config.HOST}]`
+        : config.HOST;
+
+  let closing: Promise<void> | undefined;
+  const shutdown = () => {
+    closing ??= (async () => {
+      composition.beginShutdown();
+      const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeIdleConnections();
+      const timer = setTimeout(() => http.closeAllConnections(), config.SHUTDOWN_TIMEOUT_MS);
+      await Promise.all([httpClosed, grpc.close()]);
+      clearTimeout(timer);
+      await composition.close();
+      logger.info('lathens stopped');
+    })();
+    return closing;
+  };
+  return {
+    composition,
+    http,
+    grpc,
+    httpUrl: `http://${host}:${port}`,
+    grpcAddress: `${host}:${grpc.port}`,
+    shutdown,
+  };
+}

@@ -1,0 +1,170 @@
+import {
+  credentials,
+  makeGenericClientConstructor,
+  status,
+  type ChannelCredentials,
+  type Client,
+  type ClientUnaryCall,
+  type Metadata,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
+import { lathensV1 } from '@modproxy/contracts';
+import { errors, type ModuleError, type ModuleErrorOptions } from '@modproxy/errors';
+import type { CallOptions } from '@modproxy/storage';
+import { bearerMetadata, fromGrpcError } from '@modproxy/storage-grpc';
+import type { LatestAnswer, ListAnswer } from '@modproxy/versions';
+import { sourceFromWire, type VersionService } from './version-service';
+import { VERSION_SERVICE_NAME } from './versions-grpc-server';
+
+export interface GrpcVersionsOptions {
+  /** Address of lathens' gRPC port, `host:port` (e.g. `127.0.0.1:7071`). */
+  url: string;
+  /** Shared token sent as `authorization: Bearer <token>`. Default: none. */
+  token?: string;
+  /**
+   * Deadline of list and latest. Lathens may wait for a slow upstream (its own wait timeout,
+   * 30 s by default), so this is longer. Default: 35000.
+   */
+  deadlineMs?: number;
+  /** Deadline of observe, invalidate and health checks: no upstream behind them. Default: 5000. */
+  shortDeadlineMs?: number;
+}
+
+type Invoke<Res> = (
+  metadata: Metadata,
+  options: { deadline: number },
+  callback: (error: ServiceError | null, response: Res) => void,
+) => ClientUnaryCall;
+
+interface HealthClient extends Client {
+  check(
+    request: { service: string },
+    metadata: Metadata,
+    options: { deadline: number },
+    callback: (error: ServiceError | null, response: { status: string | number }) => void,
+  ): ClientUnaryCall;
+}
+
+const HealthClientConstructor = makeGenericClientConstructor(healthService, 'Health') as unknown as new (
+  address: string,
+  channelCredentials: ChannelCredentials,
+) => HealthClient;
+
+function aborted(op: string, signal: AbortSignal, refs: ModuleErrorOptions): ModuleError {
+  const reason: unknown = signal.reason;
+  const message = reason instanceof Error ? reason.message : 'the operation was aborted';
+  return reason instanceof Error && reason.name === 'TimeoutError'
+    ? errors.timeout(op, message, { ...refs, cause: reason })
+    : errors.cancelled(op, message, { ...refs, cause: reason });
+}
+
+/**
+ * The versions provider of a proxy that uses lathens: every call goes to lathens'
+ * VersionService, with a deadline; failures come back as the ModuleError kinds lathens
+ * reported (`unavailable` when lathens cannot be reached).
+ */
+export class GrpcVersions implements VersionService {
+  private readonly client: lathensV1.VersionServiceClient;
+  private readonly health: HealthClient;
+  private readonly token: string | undefined;
+  private readonly deadlineMs: number;
+  private readonly shortDeadlineMs: number;
+
+  constructor(options: GrpcVersionsOptions) {
+    this.token = options.token;
+    this.deadlineMs = options.deadlineMs ?? 35_000;
+    this.shortDeadlineMs = options.shortDeadlineMs ?? 5_000;
+    const channelOptions = { 'grpc.keepalive_time_ms': 60_000, 'grpc.keepalive_timeout_ms': 20_000 };
+    this.client = new lathensV1.VersionServiceClient(
+      options.url,
+      credentials.createInsecure(),
+      channelOptions,
+    );
+    this.health = new HealthClientConstructor(options.url, credentials.createInsecure());
+  }
+
+  async list(module: string, options: CallOptions = {}): Promise<ListAnswer> {
+    const response = await this.unary<lathensV1.ListResponse>(
+      'list',
+      { module },
+      options.signal,
+      this.deadlineMs,
+      (metadata, call, callback) => this.client.list({ module }, metadata, call, callback),
+    );
+    return { versions: response.versions, source: sourceFromWire(response.source), stale: response.stale };
+  }
+
+  async latest(module: string, options: CallOptions = {}): Promise<LatestAnswer> {
+    const response = await this.unary<lathensV1.LatestResponse>(
+      'latest',
+      { module },
+      options.signal,
+      this.deadlineMs,
+      (metadata, call, callback) => this.client.latest({ module }, metadata, call, callback),
+    );
+    return { info: response.info, source: sourceFromWire(response.source), stale: response.stale };
+  }
+
+  async observe(module: string, version: string): Promise<void> {
+    await this.unary<lathensV1.ObserveResponse>(
+      'observe',
+      { module, version },
+      undefined,
+      this.shortDeadlineMs,
+      (metadata, call, callback) => this.client.observe({ module, version }, metadata, call, callback),
+    );
+  }
+
+  async invalidate(module: string): Promise<void> {
+    await this.unary<lathensV1.InvalidateResponse>(
+      'invalidate',
+      { module },
+      undefined,
+      this.shortDeadlineMs,
+      (metadata, call, callback) => this.client.invalidate({ module }, metadata, call, callback),
+    );
+  }
+
+  /** Whether lathens says it is serving (grpc.health.v1), for the proxy's readiness. */
+  async serving(): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      this.health.check(
+        { service: VERSION_SERVICE_NAME },
+        bearerMetadata(undefined),
+        { deadline: Date.now() + this.shortDeadlineMs },
+        (error, response) => resolve(!error && (response.status === 'SERVING' || response.status === 1)),
+      );
+    });
+  }
+
+  async close(): Promise<void> {
+    this.client.close();
+    this.health.close();
+  }
+
+  private unary<Res>(
+    method: string,
+    refs: ModuleErrorOptions,
+    signal: AbortSignal | undefined,
+    deadlineMs: number,
+    invoke: Invoke<Res>,
+  ): Promise<Res> {
+    const op = `lathens.grpc.${method}`;
+    if (signal?.aborted) return Promise.reject(aborted(op, signal, refs));
+    return new Promise<Res>((resolve, reject) => {
+      const call = invoke(
+        bearerMetadata(this.token),
+        { deadline: Date.now() + deadlineMs },
+        (error, response) => {
+          signal?.removeEventListener('abort', onAbort);
+          if (!error) return resolve(response);
+          if (signal?.aborted && error.code === status.CANCELLED) return reject(aborted(op, signal, refs));
+          reject(fromGrpcError(error, op, refs));
+        },
+      );
+      const onAbort = () => call.cancel();
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}

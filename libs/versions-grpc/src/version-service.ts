@@ -1,0 +1,127 @@
+import type { handleUnaryCall } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
+import { lathensV1 } from '@modproxy/contracts';
+import { errors } from '@modproxy/errors';
+import { checkModulePath, isCanonicalVersion } from '@modproxy/gomod';
+import { grpcStatusError, hasBearerToken, toGrpcStatusError } from '@modproxy/storage-grpc';
+import type { AnswerSource, VersionsProvider } from '@modproxy/versions';
+
+/** What the service serves: list/latest/observe, and invalidate (e.g. `CachedVersions`). */
+export interface VersionService extends VersionsProvider {
+  invalidate(module: string): Promise<void>;
+}
+
+export interface VersionServiceOptions {
+  /** Every call must carry `authorization: Bearer <token>`. Default: none required. */
+  token?: string;
+}
+
+const SOURCE_TO_WIRE: Record<AnswerSource, lathensV1.AnswerSource> = {
+  upstream: lathensV1.AnswerSource.ANSWER_SOURCE_UPSTREAM,
+  cache: lathensV1.AnswerSource.ANSWER_SOURCE_CACHE,
+  storage: lathensV1.AnswerSource.ANSWER_SOURCE_STORAGE,
+};
+
+export function sourceToWire(source: AnswerSource): lathensV1.AnswerSource {
+  return SOURCE_TO_WIRE[source];
+}
+
+export function sourceFromWire(source: lathensV1.AnswerSource): AnswerSource {
+  switch (source) {
+    case lathensV1.AnswerSource.ANSWER_SOURCE_UPSTREAM:
+      return 'upstream';
+    case lathensV1.AnswerSource.ANSWER_SOURCE_STORAGE:
+      return 'storage';
+    default:
+      return 'cache';
+  }
+}
+
+/** Version and Time of a `.info`, for the typed fields of LatestResponse; the bytes go as they are. */
+function infoFields(info: Buffer): { version: string; time?: Date } {
+  try {
+    const value = JSON.parse(info.toString('utf8')) as { Version?: unknown; Time?: unknown };
+    const version = typeof value.Version === 'string' ? value.Version : '';
+    const time = typeof value.Time === 'string' ? new Date(value.Time) : undefined;
+    return time && !Number.isNaN(time.getTime()) ? { version, time } : { version };
+  } catch {
+    return { version: '' };
+  }
+}
+
+/** The signal handed to the service: the call's cancellation or deadline. */
+function callSignal(call: {
+  cancelled: boolean;
+  once(event: 'cancelled', listener: () => void): unknown;
+}): AbortSignal {
+  const controller = new AbortController();
+  if (call.cancelled) controller.abort();
+  else call.once('cancelled', () => controller.abort());
+  return controller.signal;
+}
+
+function unary<Req extends { module: string }, Res>(
+  method: string,
+  token: string | undefined,
+  handle: (request: Req, signal: AbortSignal, op: string) => Promise<Res>,
+): handleUnaryCall<Req, Res> {
+  const op = `lathens.grpc.${method}`;
+  return (call, callback) => {
+    if (token !== undefined && !hasBearerToken(call.metadata, token)) {
+      callback(grpcStatusError(status.UNAUTHENTICATED, 'missing or wrong bearer token'));
+      return;
+    }
+    const signal = callSignal(call);
+    Promise.resolve()
+      .then(() => {
+        // The transport checks input itself: module paths become Redis keys and job ids.
+        checkModulePath(call.request.module);
+        return handle(call.request, signal, op);
+      })
+      .then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(toGrpcStatusError(error, op, { module: call.request.module })),
+      );
+  };
+}
+
+/** grpc-js handlers of `modproxy.lathens.v1.VersionService` over a VersionService. */
+export function createVersionServiceHandlers(
+  service: VersionService,
+  options: VersionServiceOptions = {},
+): lathensV1.VersionServiceServer {
+  const { token } = options;
+  return {
+    list: unary('list', token, async (request: lathensV1.ListRequest, signal) => {
+      const answer = await service.list(request.module, { signal });
+      return { versions: answer.versions, source: sourceToWire(answer.source), stale: answer.stale };
+    }),
+    latest: unary('latest', token, async (request: lathensV1.LatestRequest, signal) => {
+      const answer = await service.latest(request.module, { signal });
+      return {
+        ...infoFields(answer.info),
+        info: answer.info,
+        source: sourceToWire(answer.source),
+        stale: answer.stale,
+      };
+    }),
+    observe: unary('observe', token, async (request: lathensV1.ObserveRequest, _signal, op) => {
+      if (!isCanonicalVersion(request.version)) {
+        throw errors.invalidArgument(
+          op,
+          `invalid version "${request.version}": not a canonical semantic version`,
+          {
+            module: request.module,
+            version: request.version,
+          },
+        );
+      }
+      await service.observe(request.module, request.version);
+      return {};
+    }),
+    invalidate: unary('invalidate', token, async (request: lathensV1.InvalidateRequest) => {
+      await service.invalidate(request.module);
+      return {};
+    }),
+  };
+}

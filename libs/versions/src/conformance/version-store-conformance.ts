@@ -1,0 +1,193 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { VersionStore, VersionStoreRetention } from '../version-store';
+
+export interface VersionStoreUnderTest {
+  store: VersionStore;
+  /** Frees what the store used (not the store itself: the suite closes it first). */
+  cleanup?(): Promise<void>;
+}
+
+/** Makes a fresh, empty store with these retention settings. */
+export type VersionStoreFactory = (retention: VersionStoreRetention) => Promise<VersionStoreUnderTest>;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The behaviour every VersionStore must have, so that the freshness engine works the same on
+ * the embedded and the shared store. Time-based cases use short real TTLs (tens of ms).
+ */
+export function describeVersionStoreConformance(name: string, create: VersionStoreFactory): void {
+  describe(`${name} (VersionStore conformance)`, () => {
+    let subject: VersionStoreUnderTest;
+    let store: VersionStore;
+    // Unique per test, so that stores that share a server cannot see each other's data.
+    let module: string;
+
+    beforeEach(async () => {
+      subject = await create({});
+      store = subject.store;
+      module = `example.test/m${randomUUID().slice(0, 8)}/Mixed.Case-v2`;
+    });
+    afterEach(async () => {
+      await store.close();
+      await subject.cleanup?.();
+    });
+
+    it('knows nothing about a module it never saw', async () => {
+      expect(await store.read('list', module)).toEqual({ observed: [], leased: false });
+      expect(await store.read('latest', module, Date.now())).toEqual({ observed: [], leased: false });
+    });
+
+    it('keeps an answer per kind, byte for byte, and records requests only on an existing answer', async () => {
+      const info = Buffer.from('{"Version":"v1.2.0","Time":"2024-01-01T00:00:00Z","Origin":{"VCS":"git"}}\n');
+      await store.saveAnswer('latest', module, info, 1_000);
+      await store.saveAnswer('list', module, Buffer.from('v1.0.0\nv1.2.0'), 2_000);
+
+      const latest = await store.read('latest', module);
+      expect(latest.answer).toEqual({ data: info, fetchedAt: 1_000, requestedAt: 1_000 });
+      const touched = await store.read('list', module, 5_000);
+      expect(touched.answer).toEqual({
+        data: Buffer.from('v1.0.0\nv1.2.0'),
+        fetchedAt: 2_000,
+        requestedAt: 5_000,
+      });
+      expect((await store.read('list', module)).answer?.requestedAt).toBe(5_000);
+
+      // A newer answer keeps the request time; a read of an absent answer does not create one.
+      await store.saveAnswer('list', module, Buffer.from('v1.3.0'), 6_000);
+      expect((await store.read('list', module)).answer).toEqual({
+        data: Buffer.from('v1.3.0'),
+        fetchedAt: 6_000,
+        requestedAt: 5_000,
+      });
+      const other = `${module}/sub`;
+      await store.read('list', other, 7_000);
+      expect((await store.read('list', other)).answer).toBeUndefined();
+    });
+
+    it('holds a negative entry for its own TTL, and a fresh answer clears it', async () => {
+      await store.saveAnswer('list', module, Buffer.from('v1.0.0'), 1_000);
+      await store.saveNotFound('list', module, 'no such module', 80);
+      const entry = await store.read('list', module);
+      expect(entry.notFound).toBe('no such module');
+      expect(entry.answer?.data.toString()).toBe('v1.0.0');
+      expect((await store.read('latest', module)).notFound).toBeUndefined();
+      await sleep(150);
+      expect((await store.read('list', module)).notFound).toBeUndefined();
+
+      await store.saveNotFound('latest', module, 'gone', 60_000);
+      await store.saveAnswer('latest', module, Buffer.from('{}'), 2_000);
+      expect((await store.read('latest', module)).notFound).toBeUndefined();
+    });
+
+    it('holds a failure record for its TTL; an answer or a negative entry replaces it', async () => {
+      const failure = { at: 1_234, kind: 'bad-gateway' as const, message: 'upstream answered 500' };
+      await store.saveFailure('list', module, failure, 80);
+      expect((await store.read('list', module)).failure).toEqual(failure);
+      await sleep(150);
+      expect((await store.read('list', module)).failure).toBeUndefined();
+
+      await store.saveFailure('list', module, failure, 60_000);
+      await store.saveAnswer('list', module, Buffer.from('v1.0.0'), 3_000);
+      expect((await store.read('list', module)).failure).toBeUndefined();
+      await store.saveFailure('latest', module, failure, 60_000);
+      await store.saveNotFound('latest', module, 'not found', 60_000);
+      expect((await store.read('latest', module)).failure).toBeUndefined();
+    });
+
+    it('expires an answer without dropping it', async () => {
+      await store.expire('list', module);
+      expect((await store.read('list', module)).answer).toBeUndefined();
+      await store.saveAnswer('list', module, Buffer.from('v1.0.0'), 9_000);
+      await store.expire('list', module);
+      expect((await store.read('list', module)).answer).toMatchObject({
+        data: Buffer.from('v1.0.0'),
+        fetchedAt: 0,
+      });
+    });
+
+    it('observes versions atomically, for list reads only, and drops negative entries', async () => {
+      await store.saveNotFound('list', module, 'not found', 60_000);
+      await store.saveNotFound('latest', module, 'not found', 60_000);
+      const versions = Array.from({ length: 50 }, (_, i) => `v1.${i}.0`);
+      await Promise.all(versions.map((version) => store.observe(module, version)));
+      await store.observe(module, 'v1.0.0');
+      const list = await store.read('list', module);
+      expect([...list.observed].sort()).toEqual([...versions].sort());
+      expect(list.notFound).toBeUndefined();
+      const latest = await store.read('latest', module);
+      expect(latest.observed).toEqual([]);
+      expect(latest.notFound).toBeUndefined();
+    });
+
+    it('forgets observed versions after the observed TTL', async () => {
+      const short = await create({ observedTtlMs: 80 });
+      try {
+        await short.store.observe(module, 'v9.0.0');
+        expect((await short.store.read('list', module)).observed).toEqual(['v9.0.0']);
+        await sleep(150);
+        expect((await short.store.read('list', module)).observed).toEqual([]);
+      } finally {
+        await short.store.close();
+        await short.cleanup?.();
+      }
+    });
+
+    it('drops answers after the retention time', async () => {
+      const short = await create({ retainMs: 80 });
+      try {
+        await short.store.saveAnswer('list', module, Buffer.from('v1.0.0'), Date.now());
+        expect((await short.store.read('list', module)).answer).toBeDefined();
+        await sleep(150);
+        expect((await short.store.read('list', module)).answer).toBeUndefined();
+      } finally {
+        await short.store.close();
+        await short.cleanup?.();
+      }
+    });
+
+    it('invalidates a module: answers expired but kept, negative entries and failures dropped', async () => {
+      await store.saveAnswer('list', module, Buffer.from('v1.0.0'), 5_000);
+      await store.saveAnswer('latest', module, Buffer.from('{}'), 5_000);
+      await store.saveNotFound('list', module, 'not found', 60_000);
+      await store.saveFailure('latest', module, { at: 1, kind: 'timeout', message: 'slow' }, 60_000);
+      await store.invalidate(module);
+      const list = await store.read('list', module);
+      const latest = await store.read('latest', module);
+      expect(list).toMatchObject({ answer: { fetchedAt: 0, data: Buffer.from('v1.0.0') } });
+      expect(list.notFound).toBeUndefined();
+      expect(latest).toMatchObject({ answer: { fetchedAt: 0, data: Buffer.from('{}') } });
+      expect(latest.failure).toBeUndefined();
+    });
+
+    it('grants a lease to exactly one of many contenders, and only its holder releases it', async () => {
+      const tokens = Array.from({ length: 20 }, () => randomUUID());
+      const granted = await Promise.all(
+        tokens.map((token) => store.acquireLease('list', module, token, 60_000)),
+      );
+      expect(granted.filter(Boolean)).toHaveLength(1);
+      const holder = tokens[granted.indexOf(true)] ?? '';
+      expect((await store.read('list', module)).leased).toBe(true);
+      expect((await store.read('latest', module)).leased).toBe(false);
+
+      await store.releaseLease('list', module, tokens.find((token) => token !== holder) ?? '');
+      expect((await store.read('list', module)).leased).toBe(true);
+      await store.releaseLease('list', module, holder);
+      expect((await store.read('list', module)).leased).toBe(false);
+      expect(await store.acquireLease('list', module, 'next', 60_000)).toBe(true);
+    });
+
+    it('ends a lease whose holder never released it', async () => {
+      expect(await store.acquireLease('latest', module, 'crashed', 80)).toBe(true);
+      expect(await store.acquireLease('latest', module, 'waiting', 80)).toBe(false);
+      await sleep(150);
+      expect((await store.read('latest', module)).leased).toBe(false);
+      expect(await store.acquireLease('latest', module, 'waiting', 80)).toBe(true);
+    });
+
+    it('answers ping', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}
