@@ -3,13 +3,7 @@ import type { Redis } from 'ioredis';
 import { createHttpMetrics, Counter, Gauge, type HttpMetrics, type Logger } from '@modproxy/observability';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage } from '@modproxy/storage-grpc';
-import {
-  createUpstreamChain,
-  DirectUpstream,
-  GoproxyUpstream,
-  parseGoproxyList,
-  type Upstream,
-} from '@modproxy/upstream';
+import { createUpstreamFromList, type Upstream } from '@modproxy/upstream';
 import {
   BullmqRevalidationQueue,
   BullmqRevalidationWorker,
@@ -34,8 +28,8 @@ export interface LathensComposition {
   app: ReturnType<typeof createLathensApp>;
   metrics: HttpMetrics;
   worker: BullmqRevalidationWorker | undefined;
-  /** Resolves when the cache Redis answers. */
-  readiness(): Promise<void>;
+  /** Resolves with `ok` when the cache Redis answers. */
+  readiness(): Promise<string>;
   /** Waits up to `timeoutMs` for the first Redis connection; resolves either way (readiness tells). */
   waitForRedis(timeoutMs: number): Promise<boolean>;
   /** Told on every change of readiness (Redis connected or not). */
@@ -144,6 +138,7 @@ export async function composeLathens(
   const readiness = async () => {
     if (cacheRedis.status !== 'ready') throw new Error(`Redis is ${cacheRedis.status}`);
     await store.ping();
+    return 'ok';
   };
   const app = createLathensApp({
     versions,
@@ -251,20 +246,15 @@ async function createStorage(config: LathensConfig): Promise<ModuleStorage | und
 }
 
 function createUpstream(config: LathensConfig): Upstream {
-  return createUpstreamChain(parseGoproxyList(config.UPSTREAM), {
-    direct: () =>
-      new DirectUpstream({
-        goBinary: config.GO_BINARY,
-        concurrency: config.GO_CONCURRENCY,
-        timeoutMs: config.UPSTREAM_TIMEOUT_MS,
-      }),
-    goproxy: (url) =>
-      new GoproxyUpstream({
-        url,
-        timeoutMs: config.UPSTREAM_TIMEOUT_MS,
-        ...(config.UPSTREAM_AUTHORIZATION
-          ? { headers: { authorization: config.UPSTREAM_AUTHORIZATION } }
-          : {}),
-      }),
+  return createUpstreamFromList(config.UPSTREAM, {
+    direct: {
+      goBinary: config.GO_BINARY,
+      concurrency: config.GO_CONCURRENCY,
+      timeoutMs: config.UPSTREAM_TIMEOUT_MS,
+    },
+    goproxy: {
+      timeoutMs: config.UPSTREAM_TIMEOUT_MS,
+      ...(config.UPSTREAM_AUTHORIZATION ? { headers: { authorization: config.UPSTREAM_AUTHORIZATION } } : {}),
+    },
   });
 }

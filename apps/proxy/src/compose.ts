@@ -4,14 +4,16 @@ import { ModuleService } from '@modproxy/module-service';
 import { createHttpMetrics, Counter, type Logger } from '@modproxy/observability';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage } from '@modproxy/storage-grpc';
-import { UpstreamVersions } from '@modproxy/versions';
+import type { ModuleError } from '@modproxy/errors';
 import {
-  createUpstreamChain,
-  DirectUpstream,
-  GoproxyUpstream,
-  parseGoproxyList,
-  type Upstream,
-} from '@modproxy/upstream';
+  CachedVersions,
+  FailoverVersions,
+  MemoryVersionStore,
+  UpstreamVersions,
+  type VersionsProvider,
+} from '@modproxy/versions';
+import { GrpcVersions } from '@modproxy/versions-grpc';
+import { createUpstreamFromList, type Upstream } from '@modproxy/upstream';
 import type { ProxyConfig } from './config';
 import { createProxyApp } from './http/proxy-app';
 
@@ -45,24 +47,40 @@ export async function composeProxy(
     labelNames: ['result'] as const,
     registers: [metrics.registry],
   });
-  const storageFallbacks = new Counter({
-    name: 'modproxy_storage_fallbacks_total',
-    help: 'list/latest answers served from storage because upstream failed',
+  const staleAnswers = new Counter({
+    name: 'modproxy_stale_answers_total',
+    help: 'list/latest answers served stale (from cache or storage) because upstream failed',
     labelNames: ['operation'] as const,
     registers: [metrics.registry],
   });
-  const versions = new UpstreamVersions({
-    storage,
-    ...(config.DOWNLOAD_MODE === 'none' ? {} : { upstream }),
-    timeoutMs: config.UPSTREAM_TIMEOUT_MS,
-    onFallback: (module, operation, error) => {
-      storageFallbacks.inc({ operation });
-      logger.warn(
-        { module, operation, kind: error.kind, err: error.message },
-        'upstream failed; served from storage',
-      );
-    },
+  const lathensFailovers = new Counter({
+    name: 'modproxy_lathens_failovers_total',
+    help: 'list/latest answered without lathens because it could not answer',
+    labelNames: ['operation'] as const,
+    registers: [metrics.registry],
   });
+  const onStale = (module: string, operation: 'list' | 'latest', error: ModuleError) => {
+    staleAnswers.inc({ operation });
+    logger.warn(
+      { module, operation, kind: error.kind, err: error.message },
+      'upstream failed; served a stale answer',
+    );
+  };
+  const { versions, degraded } = createVersions(
+    config,
+    storage,
+    config.DOWNLOAD_MODE === 'none' ? undefined : upstream,
+    {
+      onStale,
+      onFailover: (operation, error) => {
+        lathensFailovers.inc({ operation });
+        logger.warn(
+          { operation, kind: error.kind, err: error.message },
+          'lathens unavailable; answered from storage and upstream',
+        );
+      },
+    },
+  );
   const service = new ModuleService({
     storage,
     upstream,
@@ -89,6 +107,9 @@ export async function composeProxy(
     isShuttingDown: () => shuttingDown,
     readiness: async () => {
       await storage.exists('modproxy.invalid/readiness', 'v0.0.0', { signal: AbortSignal.timeout(2_000) });
+      return (await degraded())
+        ? 'degraded: lathens unavailable, answering list/latest from storage and upstream'
+        : 'ok';
     },
   });
   return {
@@ -104,6 +125,66 @@ export async function composeProxy(
       await storage.close();
     },
   };
+}
+
+interface VersionsEvents {
+  onStale(module: string, operation: 'list' | 'latest', error: ModuleError): void;
+  onFailover(operation: 'list' | 'latest', error: ModuleError): void;
+}
+
+/**
+ * list/latest: lathens when configured (with storage plus a direct upstream call when it is
+ * down), otherwise the embedded in-process cache with the same freshness policy.
+ */
+function createVersions(
+  config: ProxyConfig,
+  storage: ModuleStorage,
+  upstream: Upstream | undefined,
+  events: VersionsEvents,
+): { versions: VersionsProvider; degraded: () => Promise<boolean> } {
+  const networkMode = upstream ? config.NETWORK_MODE : 'offline';
+  if (config.LATHENS_GRPC_URL) {
+    const lathens = new GrpcVersions({
+      url: config.LATHENS_GRPC_URL,
+      deadlineMs: config.LATHENS_DEADLINE_MS,
+      ...(config.LATHENS_GRPC_TOKEN ? { token: config.LATHENS_GRPC_TOKEN } : {}),
+    });
+    const versions = new FailoverVersions({
+      primary: lathens,
+      fallback: new UpstreamVersions({
+        storage,
+        ...(upstream ? { upstream } : {}),
+        timeoutMs: config.UPSTREAM_TIMEOUT_MS,
+        fallbackToStorage: networkMode !== 'strict',
+        onFallback: events.onStale,
+      }),
+      onFailover: events.onFailover,
+    });
+    return { versions, degraded: async () => versions.degraded || !(await lathens.serving()) };
+  }
+  const store = new MemoryVersionStore();
+  const cached = new CachedVersions({
+    store,
+    storage,
+    ...(upstream ? { upstream } : {}),
+    networkMode,
+    softTtlMs: config.VERSIONS_SOFT_TTL_MS,
+    hardTtlMs: config.VERSIONS_HARD_TTL_MS,
+    negativeTtlMs: config.VERSIONS_NEGATIVE_TTL_MS,
+    revalidateWindowMs: config.VERSIONS_REVALIDATE_WINDOW_MS,
+    upstreamTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
+    events: { servedStale: (kind, module, error) => events.onStale(module, kind, error) },
+  });
+  const versions: VersionsProvider = {
+    list: (module, options) => cached.list(module, options),
+    latest: (module, options) => cached.latest(module, options),
+    observe: (module, version) => cached.observe(module, version),
+    close: async () => {
+      await cached.close();
+      await store.close();
+    },
+  };
+  return { versions, degraded: async () => false };
 }
 
 async function createStorage(config: ProxyConfig): Promise<ModuleStorage> {
@@ -130,24 +211,19 @@ function createUpstream(config: ProxyConfig, goEnv: Record<string, string>): Ups
     const value = config[key];
     if (value !== undefined) env[key] = value;
   }
-  return createUpstreamChain(parseGoproxyList(config.UPSTREAM), {
-    direct: () =>
-      new DirectUpstream({
-        goBinary: config.GO_BINARY,
-        env,
-        concurrency: config.GO_CONCURRENCY,
-        timeoutMs: config.FETCH_TIMEOUT_MS,
-        ...(config.NETRC_PATH ? { netrcPath: config.NETRC_PATH } : {}),
-        ...(config.GO_WORK_DIR ? { workDir: config.GO_WORK_DIR } : {}),
-      }),
-    goproxy: (url) =>
-      new GoproxyUpstream({
-        url,
-        timeoutMs: config.UPSTREAM_TIMEOUT_MS,
-        zipTimeoutMs: config.FETCH_TIMEOUT_MS,
-        ...(config.UPSTREAM_AUTHORIZATION
-          ? { headers: { authorization: config.UPSTREAM_AUTHORIZATION } }
-          : {}),
-      }),
+  return createUpstreamFromList(config.UPSTREAM, {
+    direct: {
+      goBinary: config.GO_BINARY,
+      env,
+      concurrency: config.GO_CONCURRENCY,
+      timeoutMs: config.FETCH_TIMEOUT_MS,
+      ...(config.NETRC_PATH ? { netrcPath: config.NETRC_PATH } : {}),
+      ...(config.GO_WORK_DIR ? { workDir: config.GO_WORK_DIR } : {}),
+    },
+    goproxy: {
+      timeoutMs: config.UPSTREAM_TIMEOUT_MS,
+      zipTimeoutMs: config.FETCH_TIMEOUT_MS,
+      ...(config.UPSTREAM_AUTHORIZATION ? { headers: { authorization: config.UPSTREAM_AUTHORIZATION } } : {}),
+    },
   });
 }

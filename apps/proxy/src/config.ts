@@ -54,10 +54,32 @@ export const proxyConfigSchema = z
     GONOSUMDB: z.string().optional(),
     GOPRIVATE: z.string().optional(),
     GOINSECURE: z.string().optional(),
+    /** list/latest when upstream fails: `fallback` serves the last answer, `strict` fails, `offline` never asks upstream. */
+    NETWORK_MODE: z
+      .enum(['fallback', 'strict', 'offline'], { error: 'must be fallback, strict or offline' })
+      .default('fallback'),
+    VERSIONS_SOFT_TTL_MS: durationMs(60_000),
+    VERSIONS_HARD_TTL_MS: durationMs(600_000),
+    VERSIONS_NEGATIVE_TTL_MS: durationMs(60_000),
+    VERSIONS_REVALIDATE_WINDOW_MS: durationMs(600_000),
+    /** host:port of lathens; unset: the embedded in-process cache with the same policy. */
+    LATHENS_GRPC_URL: z
+      .string()
+      .regex(/^[^\s/]+:\d+$/, 'must be host:port')
+      .optional(),
+    LATHENS_GRPC_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    LATHENS_DEADLINE_MS: durationMs(35_000),
     LOG_LEVEL: logLevel(),
     SHUTDOWN_TIMEOUT_MS: durationMs(10_000),
   })
   .superRefine((config, ctx) => {
+    if (config.VERSIONS_HARD_TTL_MS < config.VERSIONS_SOFT_TTL_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['VERSIONS_HARD_TTL_MS'],
+        message: 'must not be shorter than VERSIONS_SOFT_TTL_MS',
+      });
+    }
     if (config.STORAGE_TYPE === 'grpc' && !config.STORAGE_GRPC_URL) {
       ctx.addIssue({
         code: 'custom',

@@ -84,4 +84,40 @@ describe('fetch coalescing (static upstream GOPROXY)', () => {
     const ok = await fetch(`${proxy.url}${path}`);
     expect(ok.status).toBe(200);
   });
+
+  it('keeps answering list and latest, marked stale, while upstream is down', async () => {
+    const fresh = await startTestProxy(
+      {
+        STORAGE_TYPE: 'memory',
+        UPSTREAM: upstream.url,
+        VERSIONS_SOFT_TTL_MS: '50',
+        VERSIONS_HARD_TTL_MS: '100',
+      },
+      {},
+    );
+    try {
+      const list = `${fresh.url}/${fixtures.hello.escapedPath}/@v/list`;
+      const latest = `${fresh.url}/${fixtures.hello.escapedPath}/@latest`;
+      const first = await fetch(list);
+      expect(first.headers.get('x-modproxy-source')).toBe('upstream');
+      const body = await first.text();
+      expect(body).toBe(fixtures.hello.versions.map((version) => `${version}\n`).join(''));
+      const latestBody = await (await fetch(latest)).text();
+      await upstream.setMode('down');
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const during = await fetch(list);
+      expect(during.status).toBe(200);
+      expect(during.headers.get('x-modproxy-stale')).toBe('true');
+      expect(await during.text()).toBe(body);
+      const latestDuring = await fetch(latest);
+      expect(latestDuring.status).toBe(200);
+      expect(latestDuring.headers.get('x-modproxy-stale')).toBe('true');
+      expect(await latestDuring.text()).toBe(latestBody);
+      const metrics = await (await fetch(`${fresh.url}/metrics`)).text();
+      expect(metrics).toMatch(/modproxy_stale_answers_total\{operation="list"\} [1-9]/);
+    } finally {
+      await upstream.setMode('ok');
+      await fresh.shutdown();
+    }
+  });
 });

@@ -5,3 +5,4 @@ export * from './upstream-chain';
 export * from './off-upstream';
 export * from './go-command';
 export * from './direct-upstream';
+export * from './create-upstream';

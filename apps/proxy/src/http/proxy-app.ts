@@ -1,93 +1,37 @@
 import { pipeline } from 'node:stream/promises';
-import express, { type NextFunction, type Request, type Response } from 'express';
-import { httpStatusForKind, isModuleError } from '@modproxy/errors';
+import type express from 'express';
+import type { Request, Response } from 'express';
+import {
+  allowReadOnly,
+  createServiceApp,
+  finishServiceApp,
+  type GoproxyRequest,
+  parseGoproxyPath,
+  requestSignal,
+  sendVersionsAnswer,
+  type ServiceAppOptions,
+} from '@modproxy/http';
 import type { ModuleService } from '@modproxy/module-service';
-import type { HttpMetrics, Logger } from '@modproxy/observability';
-import { type GoproxyRequest, parseGoproxyPath } from './goproxy-path';
 
-export interface ProxyAppOptions {
+export interface ProxyAppOptions extends ServiceAppOptions {
   service: ModuleService;
-  logger: Logger;
-  metrics: HttpMetrics;
-  /** Resolves when the proxy can serve (storage reachable); rejects with the reason otherwise. */
-  readiness: () => Promise<void>;
-  /** Set once shutdown begins: readiness fails so load balancers stop sending traffic. */
-  isShuttingDown: () => boolean;
 }
 
 /** Immutable content (a canonical version's info, go.mod, zip) never changes: cache it for good. */
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 /** list and latest move as new versions are tagged. */
-const SHORT = 'public, max-age=60';
+const SHORT_SECONDS = 60;
 
 export function createProxyApp(options: ProxyAppOptions): express.Express {
-  const { service, logger, metrics } = options;
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-
-  app.use((req, res, next) => {
-    const stop = metrics.duration.startTimer();
-    res.on('finish', () => {
-      const route = String(res.locals['route'] ?? 'other');
-      stop({ route, method: req.method });
-      metrics.requests.inc({ route, method: req.method, status: String(res.statusCode) });
-      const level = res.statusCode >= 500 ? 'warn' : 'debug';
-      logger[level]({ method: req.method, path: req.path, status: res.statusCode, route }, 'request');
-    });
-    next();
-  });
-
-  app.get('/healthz', (_req, res) => {
-    res.locals['route'] = 'healthz';
-    sendText(res, 200, 'ok\n');
-  });
-
-  app.get('/readyz', async (_req, res) => {
-    res.locals['route'] = 'readyz';
-    if (options.isShuttingDown()) return sendText(res, 503, 'shutting down\n');
-    try {
-      await options.readiness();
-      sendText(res, 200, 'ok\n');
-    } catch (error) {
-      sendText(res, 503, `not ready: ${(error as Error).message}\n`);
-    }
-  });
-
-  app.get('/metrics', async (_req, res) => {
-    res.locals['route'] = 'metrics';
-    res.setHeader('Content-Type', metrics.registry.contentType);
-    res.send(await metrics.registry.metrics());
-  });
-
+  const app = createServiceApp(options);
   app.use(async (req, res, next) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.setHeader('Allow', 'GET, HEAD');
-      return sendText(res, 405, 'method not allowed\n');
-    }
+    if (!allowReadOnly(req, res)) return;
     const request = parseGoproxyPath(req.path);
     if (!request) return next();
     res.locals['route'] = request.kind;
-    await serveGoproxy(service, request, req, res);
+    await serveGoproxy(options.service, request, req, res);
   });
-
-  app.use((_req: Request, res: Response) => {
-    sendText(res, 404, 'not found\n');
-  });
-
-  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
-    if (isModuleError(error)) {
-      const status = httpStatusForKind(error.kind);
-      if (status >= 500) logger.warn({ err: error, op: error.op, path: req.path }, 'request failed');
-      if (res.headersSent) return res.destroy();
-      return sendText(res, status, `${error.message}\n`);
-    }
-    logger.error({ err: error, path: req.path }, 'unexpected error');
-    if (res.headersSent) return res.destroy();
-    sendText(res, 500, 'internal error\n');
-  });
-
-  return app;
+  return finishServiceApp(app, options.logger);
 }
 
 async function serveGoproxy(
@@ -98,19 +42,13 @@ async function serveGoproxy(
 ): Promise<void> {
   const signal = requestSignal(res);
   switch (request.kind) {
-    case 'list': {
-      const answer = await service.list(request.module, { signal });
-      setAnswerHeaders(res, answer);
-      return sendText(res, 200, answer.versions.map((version) => `${version}\n`).join(''));
-    }
-    case 'latest': {
-      const answer = await service.latest(request.module, { signal });
-      setAnswerHeaders(res, answer);
-      return sendBytes(res, 'application/json', answer.info);
-    }
+    case 'list':
+      return sendVersionsAnswer(res, await service.list(request.module, { signal }), SHORT_SECONDS);
+    case 'latest':
+      return sendVersionsAnswer(res, await service.latest(request.module, { signal }), SHORT_SECONDS);
     case 'info': {
       const { info, immutable } = await service.info(request.module, request.version, { signal });
-      res.setHeader('Cache-Control', immutable ? IMMUTABLE : SHORT);
+      res.setHeader('Cache-Control', immutable ? IMMUTABLE : `public, max-age=${SHORT_SECONDS}`);
       return sendBytes(res, 'application/json', info);
     }
     case 'mod': {
@@ -137,29 +75,6 @@ async function serveGoproxy(
       }
     }
   }
-}
-
-/** list and latest say where the answer came from, and whether upstream could not confirm it. */
-function setAnswerHeaders(res: Response, answer: { source: string; stale: boolean }): void {
-  res.setHeader('Cache-Control', SHORT);
-  res.setHeader('X-Modproxy-Source', answer.source);
-  if (answer.stale) res.setHeader('X-Modproxy-Stale', 'true');
-}
-
-/** Aborts when the client disconnects before the answer is complete. */
-function requestSignal(res: Response): AbortSignal {
-  const controller = new AbortController();
-  res.on('close', () => {
-    if (!res.writableFinished) controller.abort();
-  });
-  return controller.signal;
-}
-
-function sendText(res: Response, status: number, body: string): void {
-  res.status(status);
-  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-  if (status >= 400) res.setHeader('Cache-Control', 'no-store');
-  res.send(body);
 }
 
 function sendBytes(res: Response, contentType: string, body: Buffer): void {

@@ -1,0 +1,2 @@
+export * from './goproxy-path';
+export * from './service-app';

@@ -1,0 +1,19 @@
+import { DirectUpstream, type DirectUpstreamOptions } from './direct-upstream';
+import { GoproxyUpstream, type GoproxyUpstreamOptions } from './goproxy-upstream';
+import { parseGoproxyList } from './parse-goproxy';
+import { createUpstreamChain, type UpstreamChain } from './upstream-chain';
+
+export interface UpstreamFromListOptions {
+  /** Options of every `direct` entry (the go command). */
+  direct: DirectUpstreamOptions;
+  /** Options of every upstream proxy URL entry, the URL aside. */
+  goproxy: Omit<GoproxyUpstreamOptions, 'url'>;
+}
+
+/** The upstream a GOPROXY-style list names (`https://a,https://b|direct`), built from configuration. */
+export function createUpstreamFromList(list: string, options: UpstreamFromListOptions): UpstreamChain {
+  return createUpstreamChain(parseGoproxyList(list), {
+    direct: () => new DirectUpstream(options.direct),
+    goproxy: (url) => new GoproxyUpstream({ ...options.goproxy, url }),
+  });
+}
