@@ -50,6 +50,9 @@ export default [
               sourceTag: 'type:testing',
               onlyDependOnLibsWithTags: ['type:util', 'type:data-access', 'type:contracts'],
             },
+            // Cross-service tests may start anything.
+            { sourceTag: 'type:e2e', onlyDependOnLibsWithTags: ['*'] },
+            { sourceTag: 'scope:e2e', onlyDependOnLibsWithTags: ['*'] },
             { sourceTag: 'scope:shared', onlyDependOnLibsWithTags: ['scope:shared'] },
             {
               sourceTag: 'scope:proxy',
