@@ -237,7 +237,7 @@ async function createStorage(config: LathensConfig): Promise<ModuleStorage | und
     case 'grpc':
       return new GrpcStorage({
         url: config.STORAGE_GRPC_URL ?? '',
-        ...(config.STORAGE_GRPC_TOKEN ? { token: config.STORAGE_GRPC_TOKEN } : {}),
+        ...(config.STORAGE_TOKEN ? { token: config.STORAGE_TOKEN } : {}),
         deadlineMs: config.UPSTREAM_TIMEOUT_MS,
       });
     case 'none':

@@ -55,7 +55,7 @@ export const lathensConfigSchema = z
     STORAGE_TYPE: z.enum(['disk', 'grpc', 'none'], { error: 'must be disk, grpc or none' }).default('disk'),
     STORAGE_DIR: z.string().min(1).default('data/storage'),
     STORAGE_GRPC_URL: z.string().min(1).optional(),
-    STORAGE_GRPC_TOKEN: z.string().optional(),
+    STORAGE_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
     /** Whether this replica also runs revalidation jobs (every replica may). */
     RUN_WORKER: booleanFlag(true),
     REVALIDATION_CONCURRENCY: positiveInt(8),

@@ -136,6 +136,13 @@ async function build(root: string, options: FixtureModulesOptions): Promise<Fixt
     GOSUMDB: 'off',
     GONOSUMDB: FIXTURE_HOST,
     GOTOOLCHAIN: 'local',
+    // The go command looks up paths without a VCS qualifier (e.g. the bare host `example.test`,
+    // which it tries as a module root) with an HTTPS `?go-get=1` request. Through a proxy on a
+    // closed loopback port that fails at once, with no DNS query leaving the machine. Loopback
+    // itself (our proxy, gRPC between services) is never proxied.
+    HTTPS_PROXY: 'http://127.0.0.1:9',
+    HTTP_PROXY: 'http://127.0.0.1:9',
+    NO_PROXY: '127.0.0.1,localhost,::1',
   };
   const gopath = join(root, 'gopath');
   const env: Record<string, string> = {

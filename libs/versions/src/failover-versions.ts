@@ -76,13 +76,16 @@ export class FailoverVersions implements VersionsProvider {
   }
 }
 
-/** Failures of the primary itself, as opposed to answers about the module. */
+/**
+ * Failures of the primary itself, as opposed to answers about the module. `bad-gateway` is an
+ * answer: the primary reached upstream and upstream failed, so asking upstream again from here
+ * would only repeat that call (and would mark a healthy lathens as down).
+ */
 function isPrimaryFailure(error: ModuleError): boolean {
   return (
     isModuleError(error, 'unavailable') ||
     isModuleError(error, 'timeout') ||
     isModuleError(error, 'internal') ||
-    isModuleError(error, 'bad-gateway') ||
     isModuleError(error, 'failed-precondition')
   );
 }

@@ -43,7 +43,8 @@ export class UpstreamVersions implements VersionsProvider {
   async list(module: string, options: CallOptions = {}): Promise<ListAnswer> {
     const stored = await this.storage.list(module, options);
     if (!this.upstream) {
-      if (stored.length === 0) throw errors.notFound('versions.list', `module ${module}: no stored versions`, { module });
+      if (stored.length === 0)
+        throw errors.notFound('versions.list', `module ${module}: no stored versions`, { module });
       return { versions: listVersions(stored), source: 'storage', stale: false };
     }
     try {
@@ -60,7 +61,8 @@ export class UpstreamVersions implements VersionsProvider {
   async latest(module: string, options: CallOptions = {}): Promise<LatestAnswer> {
     if (!this.upstream) {
       const answer = await this.latestStored(module, options);
-      if (!answer) throw errors.notFound('versions.latest', `module ${module}: no stored versions`, { module });
+      if (!answer)
+        throw errors.notFound('versions.latest', `module ${module}: no stored versions`, { module });
       return { ...answer, stale: false };
     }
     try {
@@ -81,7 +83,10 @@ export class UpstreamVersions implements VersionsProvider {
 
   async close(): Promise<void> {}
 
-  private async latestStored(module: string, options: CallOptions): Promise<{ info: Buffer; source: 'storage' } | undefined> {
+  private async latestStored(
+    module: string,
+    options: CallOptions,
+  ): Promise<{ info: Buffer; source: 'storage' } | undefined> {
     const latest = chooseLatest(await this.storage.list(module, options));
     if (!latest) return undefined;
     return { info: await this.storage.info(module, latest, options), source: 'storage' };
