@@ -1,13 +1,14 @@
 /**
- * lathens list/latest throughput and latency over HTTP, warm, at 16 and 64 connections, and
- * the number of upstream calls while it runs at full rate (the point of lathens: about one
- * per module and kind per soft TTL, however many requests arrive).
+ * list/latest throughput and latency through the proxy backed by lathens (or lathens' own HTTP
+ * with `--target lathens`), warm, at 16 and 64 connections, and the number of upstream calls
+ * while it runs at full rate (the point of lathens: about one per module and kind per soft TTL,
+ * however many requests arrive).
  *
- *   node scripts/run-ts.mjs bench/lathens-bench.ts [--modules 50] [--duration 10]
- *        [--full-duration 30] [--soft-ttl-ms 5000] [--connections 16,64]
+ *   npm run bench:lathens -- [--target proxy|lathens] [--modules 50] [--duration 10]
+ *        [--full-duration 60] [--soft-ttl-ms 5000] [--connections 16,64]
  *
- * lathens runs as its own process (the built bundle) with a throw-away Redis; the upstream is a
- * static GOPROXY on loopback that counts its requests; storage is off (list/latest only).
+ * lathens and the proxy run as their own processes (the built bundles) with a throw-away Redis;
+ * the upstream is a static GOPROXY on loopback that counts its requests; storage is memory.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -21,7 +22,8 @@ const root = join(dirname(process.argv[1] ?? '.'), '..', '..');
 const args = parseArgs(process.argv.slice(2));
 const moduleCount = Number(args.get('modules') ?? 50);
 const duration = Number(args.get('duration') ?? 10);
-const fullDuration = Number(args.get('full-duration') ?? 30);
+const fullDuration = Number(args.get('full-duration') ?? 60);
+const target = args.get('target') ?? 'proxy';
 const softTtlMs = Number(args.get('soft-ttl-ms') ?? 5_000);
 const connectionCounts = (args.get('connections') ?? '16,64').split(',').map(Number);
 
@@ -50,10 +52,12 @@ async function run(baseUrl: string, paths: string[], connections: number, second
 }
 
 async function main(): Promise<void> {
-  execFileSync(process.execPath, [join(root, 'scripts', 'build-app.mjs'), 'lathens'], {
-    cwd: root,
-    stdio: 'inherit',
-  });
+  for (const app of ['lathens', 'proxy']) {
+    execFileSync(process.execPath, [join(root, 'scripts', 'build-app.mjs'), app], {
+      cwd: root,
+      stdio: 'inherit',
+    });
+  }
   const redis = await startRedisServer();
   const upstreamDir = await createTempDir('lathens-bench-upstream-');
   for (const module of modules) {
@@ -79,9 +83,25 @@ async function main(): Promise<void> {
     process.execPath,
     [join(root, 'dist', 'apps', 'lathens', 'main.js')],
     env,
-    /"http":"(http:\/\/[^"]+)"/,
+    /lathens listening: grpc (\S+) http (\S+)/,
   );
-  const baseUrl = match[1] ?? '';
+  const proxy =
+    target === 'proxy'
+      ? await startProcess(
+          process.execPath,
+          [join(root, 'dist', 'apps', 'proxy', 'main.js')],
+          {
+            PATH: env.PATH,
+            PORT: '0',
+            STORAGE_TYPE: 'memory',
+            UPSTREAM: upstream.url,
+            LATHENS_GRPC_URL: match[1] ?? '',
+            LOG_LEVEL: 'warn',
+          },
+          /export GOPROXY=(\S+)/,
+        )
+      : undefined;
+  const baseUrl = proxy ? (proxy.match[1] ?? '') : (match[2] ?? '');
   const listPaths = modules.map((module) => `/${escapePath(module)}/@v/list`);
   const latestPaths = modules.map((module) => `/${escapePath(module)}/@latest`);
   const rows: Row[] = [];
@@ -134,7 +154,9 @@ async function main(): Promise<void> {
     const answers = modules.length * 2;
     const windows = (fullDuration * 1_000) / softTtlMs;
     process.stdout.write(
-      `\nlathens, ${modules.length} modules, soft TTL ${softTtlMs} ms, warm; Redis ${redis.url}; peak RSS ${peakRssMiB(child.pid ?? 0).toFixed(0)} MiB\n\n`,
+      `\n${proxy ? 'proxy → lathens' : 'lathens HTTP'}, ${modules.length} modules, soft TTL ${softTtlMs} ms, warm; ` +
+        `peak RSS lathens ${peakRssMiB(child.pid ?? 0).toFixed(0)} MiB` +
+        `${proxy ? `, proxy ${peakRssMiB(proxy.child.pid ?? 0).toFixed(0)} MiB` : ''}\n\n`,
     );
     printTable(rows);
     process.stdout.write(
@@ -142,6 +164,7 @@ async function main(): Promise<void> {
         `= ${(calls / (answers * windows)).toFixed(2)} calls per answer per soft TTL (target: about 1 or less).\n`,
     );
   } finally {
+    if (proxy) await stopProcess(proxy.child);
     await stopProcess(child);
     await upstream.stop();
     await redis.stop();
