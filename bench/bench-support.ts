@@ -38,8 +38,17 @@ export async function load(
 
 /** Peak resident set size of a process (VmHWM), in MiB; Linux only. */
 export function peakRssMiB(pid: number): number {
+  return procStatusMiB(pid, 'VmHWM');
+}
+
+/** Current resident set size of a process (VmRSS), in MiB; Linux only. */
+export function rssMiB(pid: number): number {
+  return procStatusMiB(pid, 'VmRSS');
+}
+
+function procStatusMiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const match = /VmHWM:\s+(\d+) kB/.exec(status);
+  const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
   return match ? Number(match[1]) / 1024 : Number.NaN;
 }
 
