@@ -295,3 +295,36 @@ describe('MongoStorage on FerretDB', () => {
     expect(await kindOf(storage.ping())).toBe('failed-precondition');
   });
 });
+
+describe('reading zips', () => {
+  async function drain(promise: Promise<{ stream: Readable }>): Promise<Buffer> {
+    const { stream } = await promise;
+    const parts: Buffer[] = [];
+    for await (const part of stream) parts.push(part as Buffer);
+    return Buffer.concat(parts);
+  }
+
+  it('streams a zip of many chunks back byte for byte', async () => {
+    const { name } = freshDatabase();
+    const storage = await connect({ database: name, chunkSizeBytes: 1024 });
+    const zip = Buffer.from(Array.from({ length: 50_000 }, (_, i) => i % 251));
+    await storage.save(input('example.test/chunks', 'v1.0.0', zip));
+    expect((await drain(storage.zip('example.test/chunks', 'v1.0.0'))).equals(zip)).toBe(true);
+  });
+
+  it('fails the stream instead of serving a zip with a chunk missing', async () => {
+    const { name, db } = freshDatabase();
+    const storage = await connect({ database: name, chunkSizeBytes: 1024 });
+    await storage.save(input('example.test/chunks', 'v1.0.0', Buffer.alloc(10_000, 7)));
+    await db.collection('zips.chunks').deleteOne({ n: 3 });
+    await expect(drain(storage.zip('example.test/chunks', 'v1.0.0'))).rejects.toMatchObject({ kind: 'internal' });
+  });
+
+  it('fails the stream instead of serving a zip whose last chunk is gone', async () => {
+    const { name, db } = freshDatabase();
+    const storage = await connect({ database: name, chunkSizeBytes: 1024 });
+    await storage.save(input('example.test/chunks', 'v1.0.0', Buffer.alloc(10_000, 7)));
+    await db.collection('zips.chunks').deleteOne({ n: 9 });
+    await expect(drain(storage.zip('example.test/chunks', 'v1.0.0'))).rejects.toMatchObject({ kind: 'internal' });
+  });
+});
