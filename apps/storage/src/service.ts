@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { createHttpMetrics, Gauge, type Logger } from '@modproxy/observability';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
-import { STORAGE_SERVICE_NAME, startStorageGrpcServer } from '@modproxy/storage-grpc';
+import { startStorageGrpcServer } from '@modproxy/storage-grpc';
 import { MongoStorage } from '@modproxy/storage-mongo';
 import type { StorageConfig } from './config';
 
@@ -77,10 +77,7 @@ export async function startStorageService(
       healthy = false;
     }
     ready.set(healthy ? 1 : 0);
-    if (shuttingDown) return;
-    const status = healthy ? 'SERVING' : 'NOT_SERVING';
-    grpc.health.setStatus('', status);
-    grpc.health.setStatus(STORAGE_SERVICE_NAME, status);
+    grpc.setServing(healthy);
   };
   await checkReadiness();
   const timer = setInterval(() => void checkReadiness(), config.READINESS_INTERVAL_MS);

@@ -4,3 +4,4 @@ export { createStorageServiceHandlers, type StorageServiceOptions } from './stor
 export * from './storage-grpc-server';
 export * from './grpc-storage';
 export { ZIP_CHUNK_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from './zip-chunks';
+export * from './serve-grpc';

@@ -1,8 +1,9 @@
-import { Server, ServerCredentials, type ServerOptions } from '@grpc/grpc-js';
-import { HealthImplementation } from 'grpc-health-check';
+import { type Server, ServerCredentials, type ServerOptions } from '@grpc/grpc-js';
+import type { HealthImplementation } from 'grpc-health-check';
 import { storageV1 } from '@modproxy/contracts';
 import type { ModuleStorage } from '@modproxy/storage';
 import { createStorageServiceHandlers, type StorageServiceOptions } from './storage-service';
+import { serveGrpc } from './serve-grpc';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './zip-chunks';
 
 /** The name health checks ask about; the empty name stands for the whole server. */
@@ -47,12 +48,10 @@ export interface StorageGrpcServer {
   server: Server;
   /** grpc.health.v1 state: SERVING while up, NOT_SERVING from the start of `close()`. */
   health: HealthImplementation;
+  /** Readiness as grpc.health.v1 reports it: the owner says when its backend is up. */
+  setServing(serving: boolean): void;
   /** Graceful stop: NOT_SERVING, then running calls finish (up to the grace), then the rest are cut off. */
   close(): Promise<void>;
-}
-
-function address(host: string, port: number): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 function serverCredentials(tls: StorageGrpcServerTls | undefined): ServerCredentials {
@@ -77,40 +76,21 @@ export async function startStorageGrpcServer(options: StorageGrpcServerOptions):
     'grpc.max_connection_age_ms': options.maxConnectionAgeMs ?? 30 * 60_000,
     'grpc.max_connection_age_grace_ms': options.maxConnectionAgeGraceMs ?? 10 * 60_000,
   };
-  const server = new Server(serverOptions);
-  server.addService(
-    storageV1.StorageServiceService,
-    createStorageServiceHandlers(
-      options.storage,
-      options.token === undefined ? {} : { token: options.token },
-    ),
-  );
-  const health = new HealthImplementation({ '': 'NOT_SERVING', [STORAGE_SERVICE_NAME]: 'NOT_SERVING' });
-  health.addToServer(server);
-
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(address(host, options.port), serverCredentials(options.tls), (error, bound) =>
-      error ? reject(error) : resolve(bound),
-    );
+  const served = await serveGrpc({
+    serviceName: STORAGE_SERVICE_NAME,
+    register: (server) =>
+      server.addService(
+        storageV1.StorageServiceService,
+        createStorageServiceHandlers(
+          options.storage,
+          options.token === undefined ? {} : { token: options.token },
+        ),
+      ),
+    host,
+    port: options.port,
+    credentials: serverCredentials(options.tls),
+    serverOptions,
+    shutdownGraceMs,
   });
-  health.setStatus('', 'SERVING');
-  health.setStatus(STORAGE_SERVICE_NAME, 'SERVING');
-
-  let closing: Promise<void> | undefined;
-  const close = () => {
-    closing ??= new Promise<void>((resolve) => {
-      health.setStatus('', 'NOT_SERVING');
-      health.setStatus(STORAGE_SERVICE_NAME, 'NOT_SERVING');
-      const force = setTimeout(() => {
-        server.forceShutdown();
-        resolve();
-      }, shutdownGraceMs);
-      server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    });
-    return closing;
-  };
-  return { port, server, health, close };
+  return served;
 }

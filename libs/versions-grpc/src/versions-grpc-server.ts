@@ -1,5 +1,5 @@
-import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { HealthImplementation } from 'grpc-health-check';
+import { type Server, ServerCredentials } from '@grpc/grpc-js';
+import { serveGrpc } from '@modproxy/storage-grpc';
 import { lathensV1 } from '@modproxy/contracts';
 import {
   createVersionServiceHandlers,
@@ -31,60 +31,33 @@ export interface VersionsGrpcServer {
   close(): Promise<void>;
 }
 
-function address(host: string, port: number): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 /** Serves `modproxy.lathens.v1.VersionService` and `grpc.health.v1.Health` (plaintext, for a private network). */
 export async function startVersionsGrpcServer(
   options: VersionsGrpcServerOptions,
 ): Promise<VersionsGrpcServer> {
   const host = options.host ?? '127.0.0.1';
   const shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
-  const server = new Server({
-    'grpc.keepalive_time_ms': 60_000,
-    'grpc.keepalive_timeout_ms': 20_000,
-    // Clients spread over new replicas behind a load balancer.
-    'grpc.max_connection_age_ms': 30 * 60_000,
-    'grpc.max_connection_age_grace_ms': 60_000,
+  const served = await serveGrpc({
+    serviceName: VERSION_SERVICE_NAME,
+    register: (server) =>
+      server.addService(
+        lathensV1.VersionServiceService,
+        createVersionServiceHandlers(
+          options.service,
+          options.token === undefined ? {} : { token: options.token },
+        ),
+      ),
+    host,
+    port: options.port,
+    credentials: ServerCredentials.createInsecure(),
+    serverOptions: {
+      'grpc.keepalive_time_ms': 60_000,
+      'grpc.keepalive_timeout_ms': 20_000,
+      // Clients spread over new replicas behind a load balancer.
+      'grpc.max_connection_age_ms': 30 * 60_000,
+      'grpc.max_connection_age_grace_ms': 60_000,
+    },
+    shutdownGraceMs,
   });
-  server.addService(
-    lathensV1.VersionServiceService,
-    createVersionServiceHandlers(
-      options.service,
-      options.token === undefined ? {} : { token: options.token },
-    ),
-  );
-  const health = new HealthImplementation({ '': 'NOT_SERVING', [VERSION_SERVICE_NAME]: 'NOT_SERVING' });
-  health.addToServer(server);
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(address(host, options.port), ServerCredentials.createInsecure(), (error, bound) =>
-      error ? reject(error) : resolve(bound),
-    );
-  });
-
-  let closing: Promise<void> | undefined;
-  const setServing = (serving: boolean) => {
-    if (closing) return;
-    const state = serving ? 'SERVING' : 'NOT_SERVING';
-    health.setStatus('', state);
-    health.setStatus(VERSION_SERVICE_NAME, state);
-  };
-  setServing(true);
-  const close = () => {
-    closing ??= new Promise<void>((resolve) => {
-      health.setStatus('', 'NOT_SERVING');
-      health.setStatus(VERSION_SERVICE_NAME, 'NOT_SERVING');
-      const force = setTimeout(() => {
-        server.forceShutdown();
-        resolve();
-      }, shutdownGraceMs);
-      server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    });
-    return closing;
-  };
-  return { port, server, setServing, close };
+  return { port: served.port, server: served.server, setServing: served.setServing, close: served.close };
 }
