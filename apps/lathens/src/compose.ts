@@ -169,6 +169,7 @@ export async function composeLathens(
       await worker?.close();
       await versions.close();
       await queue.close();
+      if (!overrides.upstream) await upstream.close?.();
       await Promise.allSettled([cacheRedis.quit(), queueRedis.quit()]);
       cacheRedis.disconnect();
       queueRedis.disconnect();

@@ -122,6 +122,7 @@ export async function composeProxy(
     },
     close: async () => {
       await versions.close();
+      await upstream.close?.();
       await storage.close();
     },
   };

@@ -56,6 +56,9 @@ export class UpstreamChain implements Upstream {
       )
       .join('');
   }
+  async close(): Promise<void> {
+    await Promise.all(this.links.map((link) => link.upstream.close?.()));
+  }
 
   list(module: string, options: UpstreamCallOptions = {}): Promise<string[]> {
     return this.walk('list', options, (upstream) => upstream.list(module, options));

@@ -44,4 +44,6 @@ export interface Upstream {
   info(module: string, query: string, options?: UpstreamCallOptions): Promise<Buffer>;
   /** Fetch the whole version (info, go.mod and zip) for a canonical version. */
   fetch(module: string, version: string, options?: UpstreamCallOptions): Promise<FetchedVersion>;
+  /** Releases connections (keep-alive pools); upstreams that hold none need not have it. */
+  close?(): Promise<void>;
 }
