@@ -15,7 +15,7 @@ export const proxyConfigSchema = z
   .object({
     HOST: z.string().min(1).default('127.0.0.1'),
     PORT: port(3000),
-    /** The URL Go clients use, printed at start-up; default http://localhost:<PORT>. */
+    /** The URL Go clients use, printed at start-up; default http://<HOST>:<PORT>. */
     PUBLIC_URL: z.url({ error: 'must be an absolute http(s) URL' }).optional(),
     STORAGE_TYPE: z
       .enum(['disk', 'memory', 'grpc'], { error: 'must be disk, memory or grpc' })
