@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 
@@ -12,6 +12,74 @@ export interface LoadResult {
   p99Ms: number;
   non2xx: number;
   errors: number;
+}
+
+/** wrk when it is installed (`apt-get install wrk`): C, so the load generator is not the bottleneck. */
+export function hasWrk(): boolean {
+  return spawnSync('wrk', ['--version']).error === undefined;
+}
+
+const UNITS: Record<string, number> = {
+  us: 0.001,
+  ms: 1,
+  s: 1000,
+  B: 1,
+  KB: 1024,
+  MB: 1024 ** 2,
+  GB: 1024 ** 3,
+  TB: 1024 ** 4,
+};
+
+function scaled(text: string | undefined): number {
+  const match = /^([\d.]+)([a-zA-Z]*)$/.exec(text ?? '');
+  return match ? Number(match[1]) * (UNITS[match[2] ?? ''] ?? 1) : Number.NaN;
+}
+
+/** Drives one URL with wrk (`--latency`, a 60 s per-request timeout) and reads its report. */
+export async function loadWithWrk(
+  target: string,
+  endpoint: string,
+  url: string,
+  connections: number,
+  durationSeconds: number,
+): Promise<LoadResult> {
+  const threads = String(Math.min(2, connections));
+  const result = spawnSync(
+    'wrk',
+    [
+      '-t',
+      threads,
+      '-c',
+      String(connections),
+      '-d',
+      `${durationSeconds}s`,
+      '--timeout',
+      '60s',
+      '--latency',
+      url,
+    ],
+    {
+      encoding: 'utf8',
+    },
+  );
+  const out = result.stdout;
+  if (result.status !== 0) throw new Error(`wrk failed: ${result.stderr}`);
+  const field = (pattern: RegExp) => pattern.exec(out)?.[1];
+  const errors = [...(field(/Socket errors: (.*)/) ?? '').matchAll(/\d+/g)].reduce(
+    (sum, [n]) => sum + Number(n),
+    0,
+  );
+  return {
+    target,
+    endpoint,
+    connections,
+    requestsPerSecond: Number(field(/Requests\/sec:\s+([\d.]+)/)),
+    mibPerSecond: scaled(field(/Transfer\/sec:\s+(\S+)/)) / (1024 * 1024),
+    p50Ms: scaled(field(/\s50%\s+(\S+)/)),
+    p99Ms: scaled(field(/\s99%\s+(\S+)/)),
+    non2xx: Number(field(/Non-2xx or 3xx responses: (\d+)/) ?? 0),
+    errors,
+  };
 }
 
 /** Drives one URL with autocannon for `durationSeconds` and returns the figures we print. */

@@ -6,7 +6,8 @@
  *   npm run bench:proxy -- [--duration 10] [--connections 1,16,64] [--static-port 0]
  *                          [--compare http://127.0.0.1:3001]
  *
- * `--compare` puts another proxy beside ours: give it the static server as its upstream (start
+ * The load generator is wrk when installed (`apt-get install wrk`), else autocannon, which is
+ * itself the bottleneck for large zips. `--compare` puts another proxy beside ours: give it the static server as its upstream (start
  * it with GOPROXY/upstream http://127.0.0.1:<--static-port>) and it is warmed with one request
  * per file before it is measured.
  */
@@ -20,7 +21,9 @@ import { dirname, join, normalize } from 'node:path';
 import { Readable } from 'node:stream';
 import { DiskStorage } from '@modproxy/storage';
 import {
+  hasWrk,
   load,
+  loadWithWrk,
   type LoadResult,
   parseArgs,
   peakRssMiB,
@@ -34,7 +37,7 @@ const args = parseArgs(process.argv.slice(2));
 
 if (args.has('help')) {
   process.stdout.write(
-    'usage: npm run bench:proxy -- [--duration 10] [--connections 1,16,64] [--static-port 0] [--compare URL]\n',
+    'usage: npm run bench:proxy -- [--duration 10] [--connections 1,16,64] [--static-port 0] [--compare URL] [--loader wrk|autocannon]\n',
   );
 } else if (args.has('serve-static')) {
   serveStatic(args.get('serve-static') ?? '.', Number(args.get('port') ?? 0));
@@ -106,6 +109,8 @@ async function main(): Promise<void> {
   await rm(work, { recursive: true, force: true });
   const files = await prepare(work);
 
+  const loader = args.get('loader') ?? (hasWrk() ? 'wrk' : 'autocannon');
+  const drive = loader === 'wrk' ? loadWithWrk : load;
   execFileSync(process.execPath, [join(root, 'scripts', 'build-app.mjs'), 'proxy'], { stdio: 'inherit' });
   const proxy = await startProcess(
     process.execPath,
@@ -127,13 +132,6 @@ async function main(): Promise<void> {
       pid: staticServer.child.pid,
     },
   ];
-  const compare = args.get('compare');
-  if (compare) {
-    for (const file of files)
-      await fetch(`${compare}${file.path}`).then((response) => response.arrayBuffer());
-    targets.push({ name: `compare ${compare}`, url: compare });
-  }
-
   const results: LoadResult[] = [];
   // An interrupted run still stops the servers it started.
   const interrupt = () =>
@@ -143,11 +141,17 @@ async function main(): Promise<void> {
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
   try {
+    const compare = args.get('compare');
+    if (compare) {
+      for (const file of files)
+        await fetch(`${compare}${file.path}`).then((response) => response.arrayBuffer());
+      targets.push({ name: `compare ${compare}`, url: compare });
+    }
     for (const file of files) {
       for (const count of connections) {
         for (const target of targets) {
           process.stderr.write(`${target.name} ${file.endpoint} c=${count}…\n`);
-          results.push(await load(target.name, file.endpoint, `${target.url}${file.path}`, count, duration));
+          results.push(await drive(target.name, file.endpoint, `${target.url}${file.path}`, count, duration));
         }
       }
     }
@@ -158,7 +162,7 @@ async function main(): Promise<void> {
     await stopProcess(proxy.child);
     await stopProcess(staticServer.child);
     await rm(work, { recursive: true, force: true });
-    process.stdout.write(`\nWarm GOPROXY requests, ${duration} s per cell (autocannon, loopback)\n\n`);
+    process.stdout.write(`\nWarm GOPROXY requests, ${duration} s per cell (${loader}, loopback)\n\n`);
     printTable(
       results.map((result) => ({
         target: result.target,
