@@ -101,8 +101,10 @@ export class ModuleService {
   ): Promise<{ info: Buffer; immutable: boolean }> {
     validateModule(module);
     if (isCanonicalVersion(versionOrQuery)) {
-      await this.ensureStored(module, versionOrQuery, options);
-      return { info: await this.storage.info(module, versionOrQuery, options), immutable: true };
+      const info = await this.readStored(module, versionOrQuery, options, () =>
+        this.storage.info(module, versionOrQuery, options),
+      );
+      return { info, immutable: true };
     }
     if (!isValidVersionQuery(versionOrQuery)) {
       throw errors.invalidArgument('module.info', `invalid version ${JSON.stringify(versionOrQuery)}`, {
@@ -138,14 +140,12 @@ export class ModuleService {
 
   async mod(module: string, version: string, options: CallOptions = {}): Promise<Buffer> {
     validateVersion(module, version, 'module.mod');
-    await this.ensureStored(module, version, options);
-    return this.storage.mod(module, version, options);
+    return this.readStored(module, version, options, () => this.storage.mod(module, version, options));
   }
 
   async zip(module: string, version: string, options: CallOptions = {}): Promise<ZipContent> {
     validateVersion(module, version, 'module.zip');
-    await this.ensureStored(module, version, options);
-    return this.storage.zip(module, version, options);
+    return this.readStored(module, version, options, () => this.storage.zip(module, version, options));
   }
 
   /** Makes sure a canonical version is stored, fetching it once for all concurrent callers. */
@@ -164,6 +164,25 @@ export class ModuleService {
       });
     }
     await waitFor(fetch, options.signal);
+  }
+
+  /**
+   * Reads from storage, fetching on a miss. Storage is asked first and only once on the warm
+   * path, which is almost every request.
+   */
+  private async readStored<T>(
+    module: string,
+    version: string,
+    options: CallOptions,
+    read: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await read();
+    } catch (error) {
+      if (!isModuleError(error, 'not-found')) throw error;
+    }
+    await this.ensureStored(module, version, options);
+    return read();
   }
 
   private async fetchAndStore(module: string, version: string): Promise<void> {
