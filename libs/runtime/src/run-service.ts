@@ -36,7 +36,12 @@ export function runService<C extends { LOG_LEVEL: string }>(options: RunServiceO
   options.start(config, logger).then(
     (service) => {
       process.stdout.write(`${service.banner}\n`);
+      let stopping = false;
+      // A terminal's Ctrl-C reaches both `npm start` and the app, and npm forwards it again:
+      // later signals must not cut the graceful shutdown short.
       const stop = (signal: NodeJS.Signals) => {
+        if (stopping) return;
+        stopping = true;
         logger.info({ signal }, 'shutting down');
         service.shutdown().then(
           () => process.exit(0),
@@ -46,8 +51,8 @@ export function runService<C extends { LOG_LEVEL: string }>(options: RunServiceO
           },
         );
       };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
     },
     (error: unknown) => fail(1, `failed to start: ${error instanceof Error ? error.message : String(error)}`),
   );
