@@ -97,6 +97,12 @@ export async function composeProxy(
         fetches.inc({ result: error.kind });
         logger.warn({ module, version, kind: error.kind, err: error.message }, 'fetch failed');
       },
+      observeFailed: (module, version, error) => {
+        logger.warn(
+          { module, version, kind: error.kind, err: error.message },
+          'could not announce a stored version',
+        );
+      },
     },
   });
   let shuttingDown = false;

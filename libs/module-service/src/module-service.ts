@@ -23,6 +23,8 @@ export interface ModuleServiceEvents {
   fetched?(module: string, version: string, durationMs: number): void;
   /** A fetch from upstream failed (the failure is not cached). */
   fetchFailed?(module: string, version: string, error: ModuleError): void;
+  /** A stored version could not be announced to the list/latest provider. */
+  observeFailed?(module: string, version: string, error: ModuleError): void;
 }
 
 export interface ModuleServiceOptions {
@@ -202,7 +204,13 @@ export class ModuleService {
         await fetched.release();
       }
       this.events.fetched?.(module, version, Date.now() - started);
-      await this.versions.observe(module, version).catch(() => undefined);
+      // The version is stored and will be served; a list that misses it until its next refresh
+      // is the only cost of a failed observe, so it is reported, not thrown.
+      await this.versions
+        .observe(module, version)
+        .catch((error: unknown) =>
+          this.events.observeFailed?.(module, version, toModuleError(error, 'module.observe')),
+        );
     } catch (error) {
       if (isModuleError(error, 'already-exists')) return;
       const failure = toModuleError(error, 'module.fetch', { module, version });
