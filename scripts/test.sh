@@ -18,6 +18,7 @@ echo "== typecheck"
 npx tsc -p tsconfig.json --noEmit
 
 echo "== lint"
+npx prettier --check . --log-level warn
 npx nx run-many -t lint --outputStyle=stream
 
 echo "== test"

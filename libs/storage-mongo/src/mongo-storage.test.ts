@@ -317,7 +317,9 @@ describe('reading zips', () => {
     const storage = await connect({ database: name, chunkSizeBytes: 1024 });
     await storage.save(input('example.test/chunks', 'v1.0.0', Buffer.alloc(10_000, 7)));
     await db.collection('zips.chunks').deleteOne({ n: 3 });
-    await expect(drain(storage.zip('example.test/chunks', 'v1.0.0'))).rejects.toMatchObject({ kind: 'internal' });
+    await expect(drain(storage.zip('example.test/chunks', 'v1.0.0'))).rejects.toMatchObject({
+      kind: 'internal',
+    });
   });
 
   it('fails the stream instead of serving a zip whose last chunk is gone', async () => {
@@ -325,6 +327,8 @@ describe('reading zips', () => {
     const storage = await connect({ database: name, chunkSizeBytes: 1024 });
     await storage.save(input('example.test/chunks', 'v1.0.0', Buffer.alloc(10_000, 7)));
     await db.collection('zips.chunks').deleteOne({ n: 9 });
-    await expect(drain(storage.zip('example.test/chunks', 'v1.0.0'))).rejects.toMatchObject({ kind: 'internal' });
+    await expect(drain(storage.zip('example.test/chunks', 'v1.0.0'))).rejects.toMatchObject({
+      kind: 'internal',
+    });
   });
 });

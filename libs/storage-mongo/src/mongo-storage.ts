@@ -494,7 +494,8 @@ export class MongoStorage implements ModuleStorage {
       let total = 0;
       try {
         for await (const chunk of cursor) {
-          if (chunk.n !== next) throw errors.internal('storage.mongo.zip', `zip chunk ${next} is missing`, refs);
+          if (chunk.n !== next)
+            throw errors.internal('storage.mongo.zip', `zip chunk ${next} is missing`, refs);
           next += 1;
           const data = Buffer.from(chunk.data.buffer);
           total += data.length;
