@@ -8,19 +8,7 @@ import {
   positiveInt,
   type LoadConfigOptions,
 } from '@modproxy/config';
-import { parseGoproxyList } from '@modproxy/upstream';
-
-const goproxyList = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .superRefine((value, ctx) => {
-      try {
-        parseGoproxyList(value);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-      }
-    });
+import { upstreamConfigShape } from '@modproxy/upstream';
 
 const redisUrl = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');
 
@@ -43,11 +31,7 @@ export const lathensConfigSchema = z
     REVALIDATE_WINDOW_MS: durationMs(600_000),
     WAIT_TIMEOUT_MS: durationMs(30_000),
     RETAIN_MS: durationMs(7 * 24 * 3_600_000),
-    UPSTREAM: goproxyList('direct'),
-    UPSTREAM_TIMEOUT_MS: durationMs(30_000),
-    UPSTREAM_AUTHORIZATION: z.string().optional(),
-    GO_BINARY: z.string().min(1).default('go'),
-    GO_CONCURRENCY: positiveInt(4),
+    ...upstreamConfigShape,
     NETWORK_MODE: z
       .enum(['strict', 'fallback', 'offline'], { error: 'must be strict, fallback or offline' })
       .default('fallback'),

@@ -5,10 +5,9 @@ import {
   loadConfig,
   logLevel,
   port,
-  positiveInt,
   type LoadConfigOptions,
 } from '@modproxy/config';
-import { parseGoproxyList } from '@modproxy/upstream';
+import { upstreamConfigShape } from '@modproxy/upstream';
 
 /** Every variable the proxy reads; README.md documents each one. */
 export const proxyConfigSchema = z
@@ -30,24 +29,11 @@ export const proxyConfigSchema = z
     /** Use TLS to the storage service; with a file, trust that CA (PEM) instead of the system's. */
     STORAGE_TLS: booleanFlag(false),
     STORAGE_TLS_CA_FILE: z.string().optional(),
-    UPSTREAM: z
-      .string()
-      .default('direct')
-      .superRefine((value, ctx) => {
-        try {
-          parseGoproxyList(value);
-        } catch (error) {
-          ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        }
-      }),
+    ...upstreamConfigShape,
     DOWNLOAD_MODE: z
       .enum(['sync', 'async', 'none'], { error: 'must be sync, async or none' })
       .default('sync'),
     FETCH_TIMEOUT_MS: durationMs(300_000),
-    UPSTREAM_TIMEOUT_MS: durationMs(30_000),
-    UPSTREAM_AUTHORIZATION: z.string().optional(),
-    GO_BINARY: z.string().min(1).default('go'),
-    GO_CONCURRENCY: positiveInt(4),
     GO_WORK_DIR: z.string().optional(),
     NETRC_PATH: z.string().optional(),
     GOSUMDB: z.string().optional(),

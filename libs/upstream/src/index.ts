@@ -6,3 +6,4 @@ export * from './off-upstream';
 export * from './go-command';
 export * from './direct-upstream';
 export * from './create-upstream';
+export * from './upstream-config';
