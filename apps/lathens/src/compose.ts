@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { createHttpMetrics, Counter, Gauge, type HttpMetrics, type Logger } from '@modproxy/observability';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage } from '@modproxy/storage-grpc';
-import { createUpstreamFromList, type Upstream } from '@modproxy/upstream';
+import { createUpstreamFromConfig, type Upstream } from '@modproxy/upstream';
 import {
   BullmqRevalidationQueue,
   BullmqRevalidationWorker,
@@ -49,7 +49,8 @@ export async function composeLathens(
   const counters = createCounters(metrics);
   const ownedStorage = overrides.storage ? undefined : await createStorage(config);
   const storage = overrides.storage ?? ownedStorage ?? new MemoryStorage();
-  const upstream = overrides.upstream ?? createUpstream(config);
+  const upstream =
+    overrides.upstream ?? createUpstreamFromConfig(config, { fetchTimeoutMs: config.UPSTREAM_TIMEOUT_MS });
 
   const cacheRedis = createCacheRedis(config.REDIS_URL, { connectionName: 'lathens-cache' });
   const queueRedis = createQueueRedis(config.QUEUE_REDIS_URL ?? config.REDIS_URL, {
@@ -244,18 +245,4 @@ async function createStorage(config: LathensConfig): Promise<ModuleStorage | und
     case 'none':
       return undefined;
   }
-}
-
-function createUpstream(config: LathensConfig): Upstream {
-  return createUpstreamFromList(config.UPSTREAM, {
-    direct: {
-      goBinary: config.GO_BINARY,
-      concurrency: config.GO_CONCURRENCY,
-      timeoutMs: config.UPSTREAM_TIMEOUT_MS,
-    },
-    goproxy: {
-      timeoutMs: config.UPSTREAM_TIMEOUT_MS,
-      ...(config.UPSTREAM_AUTHORIZATION ? { headers: { authorization: config.UPSTREAM_AUTHORIZATION } } : {}),
-    },
-  });
 }

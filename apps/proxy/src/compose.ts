@@ -13,7 +13,7 @@ import {
   type VersionsProvider,
 } from '@modproxy/versions';
 import { GrpcVersions } from '@modproxy/versions-grpc';
-import { createUpstreamFromList, type Upstream } from '@modproxy/upstream';
+import { createUpstreamFromConfig, type Upstream } from '@modproxy/upstream';
 import type { ProxyConfig } from './config';
 import { createProxyApp } from './http/proxy-app';
 
@@ -39,7 +39,10 @@ export async function composeProxy(
   overrides: ComposeOverrides = {},
 ): Promise<ProxyComposition> {
   const storage = overrides.storage ?? (await createStorage(config));
-  const upstream = createUpstream(config, overrides.goEnv ?? {});
+  const upstream = createUpstreamFromConfig(config, {
+    fetchTimeoutMs: config.FETCH_TIMEOUT_MS,
+    ...(overrides.goEnv ? { goEnv: overrides.goEnv } : {}),
+  });
   const metrics = createHttpMetrics('modproxy');
   const fetches = new Counter({
     name: 'modproxy_fetches_total',
@@ -210,27 +213,4 @@ async function createStorage(config: ProxyConfig): Promise<ModuleStorage> {
             : false,
       });
   }
-}
-
-function createUpstream(config: ProxyConfig, goEnv: Record<string, string>): Upstream {
-  const env: Record<string, string> = { ...goEnv };
-  for (const key of ['GOSUMDB', 'GONOSUMDB', 'GOPRIVATE', 'GOINSECURE'] as const) {
-    const value = config[key];
-    if (value !== undefined) env[key] = value;
-  }
-  return createUpstreamFromList(config.UPSTREAM, {
-    direct: {
-      goBinary: config.GO_BINARY,
-      env,
-      concurrency: config.GO_CONCURRENCY,
-      timeoutMs: config.FETCH_TIMEOUT_MS,
-      ...(config.NETRC_PATH ? { netrcPath: config.NETRC_PATH } : {}),
-      ...(config.GO_WORK_DIR ? { workDir: config.GO_WORK_DIR } : {}),
-    },
-    goproxy: {
-      timeoutMs: config.UPSTREAM_TIMEOUT_MS,
-      zipTimeoutMs: config.FETCH_TIMEOUT_MS,
-      ...(config.UPSTREAM_AUTHORIZATION ? { headers: { authorization: config.UPSTREAM_AUTHORIZATION } } : {}),
-    },
-  });
 }

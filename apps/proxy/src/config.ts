@@ -34,12 +34,6 @@ export const proxyConfigSchema = z
       .enum(['sync', 'async', 'none'], { error: 'must be sync, async or none' })
       .default('sync'),
     FETCH_TIMEOUT_MS: durationMs(300_000),
-    GO_WORK_DIR: z.string().optional(),
-    NETRC_PATH: z.string().optional(),
-    GOSUMDB: z.string().optional(),
-    GONOSUMDB: z.string().optional(),
-    GOPRIVATE: z.string().optional(),
-    GOINSECURE: z.string().optional(),
     /** list/latest when upstream fails: `fallback` serves the last answer, `strict` fails, `offline` never asks upstream. */
     NETWORK_MODE: z
       .enum(['fallback', 'strict', 'offline'], { error: 'must be fallback, strict or offline' })
