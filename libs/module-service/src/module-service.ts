@@ -5,7 +5,7 @@ import { errors, isModuleError, ModuleError, toModuleError } from '@modproxy/err
 import { checkModulePath, isCanonicalVersion, isValidVersionQuery } from '@modproxy/gomod';
 import { verifyGoModMatches, verifyModuleZip } from '@modproxy/modzip';
 import type { CallOptions, ModuleStorage, ZipContent } from '@modproxy/storage';
-import type { FetchedVersion, Upstream } from '@modproxy/upstream';
+import { withDeadline, type FetchedVersion, type Upstream } from '@modproxy/upstream';
 import type { LatestAnswer, ListAnswer, VersionsProvider } from '@modproxy/versions';
 import { SingleFlight, waitFor } from './single-flight';
 
@@ -125,7 +125,7 @@ export class ModuleService {
       );
     }
     const info = await this.upstream.info(module, versionOrQuery, {
-      signal: this.metadataSignal(options.signal),
+      signal: withDeadline(options.signal, this.metadataTimeoutMs),
     });
     const { Version } = parseInfo(info, 'module.info', module);
     if (!isCanonicalVersion(Version)) {
@@ -154,6 +154,11 @@ export class ModuleService {
   async ensureStored(module: string, version: string, options: CallOptions = {}): Promise<void> {
     validateVersion(module, version, 'module.fetch');
     if (await this.storage.exists(module, version, options)) return;
+    await this.fetchMissing(module, version, options);
+  }
+
+  /** A version storage does not hold: fetched (or not) as the download mode says. */
+  private async fetchMissing(module: string, version: string, options: CallOptions): Promise<void> {
     if (this.mode === 'none') {
       throw errors.notFound('module.fetch', `${module}@${version} is not stored`, { module, version });
     }
@@ -183,7 +188,9 @@ export class ModuleService {
     } catch (error) {
       if (!isModuleError(error, 'not-found')) throw error;
     }
-    await this.ensureStored(module, version, options);
+    // Storage just said it has no such version: straight to fetching (which checks once more,
+    // inside the shared fetch, for another replica's save).
+    await this.fetchMissing(module, version, options);
     return read();
   }
 
@@ -251,11 +258,6 @@ export class ModuleService {
       throw error;
     }
     return sha256File(fetched.zipPath, signal);
-  }
-
-  private metadataSignal(signal: AbortSignal | undefined): AbortSignal {
-    const deadline = AbortSignal.timeout(this.metadataTimeoutMs);
-    return signal ? AbortSignal.any([signal, deadline]) : deadline;
   }
 }
 
