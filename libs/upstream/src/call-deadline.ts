@@ -46,3 +46,9 @@ export class CallDeadline {
     this.controller.abort(error);
   }
 }
+
+/** The caller's signal (if any) and a deadline, as one signal for a call to an upstream. */
+export function withDeadline(signal: AbortSignal | undefined, timeoutMs: number): AbortSignal {
+  const deadline = AbortSignal.timeout(timeoutMs);
+  return signal ? AbortSignal.any([signal, deadline]) : deadline;
+}

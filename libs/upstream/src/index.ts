@@ -7,3 +7,4 @@ export * from './go-command';
 export * from './direct-upstream';
 export * from './create-upstream';
 export * from './upstream-config';
+export { withDeadline } from './call-deadline';

@@ -1,7 +1,7 @@
 import { errors, type ModuleError, toModuleError } from '@modproxy/errors';
 import { chooseLatest, listVersions } from '@modproxy/gomod';
 import type { CallOptions, ModuleStorage } from '@modproxy/storage';
-import type { Upstream } from '@modproxy/upstream';
+import { withDeadline, type Upstream } from '@modproxy/upstream';
 import type { LatestAnswer, ListAnswer, VersionsProvider } from './versions-provider';
 
 export interface UpstreamVersionsOptions {
@@ -48,7 +48,9 @@ export class UpstreamVersions implements VersionsProvider {
       return { versions: listVersions(stored), source: 'storage', stale: false };
     }
     try {
-      const upstream = await this.upstream.list(module, { signal: this.deadline(options.signal) });
+      const upstream = await this.upstream.list(module, {
+        signal: withDeadline(options.signal, this.timeoutMs),
+      });
       return { versions: listVersions([...stored, ...upstream]), source: 'upstream', stale: false };
     } catch (error) {
       const failure = toModuleError(error, 'versions.list', { module });
@@ -66,7 +68,9 @@ export class UpstreamVersions implements VersionsProvider {
       return { ...answer, stale: false };
     }
     try {
-      const info = await this.upstream.latest(module, { signal: this.deadline(options.signal) });
+      const info = await this.upstream.latest(module, {
+        signal: withDeadline(options.signal, this.timeoutMs),
+      });
       return { info, source: 'upstream', stale: false };
     } catch (error) {
       const failure = toModuleError(error, 'versions.latest', { module });
@@ -90,10 +94,5 @@ export class UpstreamVersions implements VersionsProvider {
     const latest = chooseLatest(await this.storage.list(module, options));
     if (!latest) return undefined;
     return { info: await this.storage.info(module, latest, options), source: 'storage' };
-  }
-
-  private deadline(signal: AbortSignal | undefined): AbortSignal {
-    const deadline = AbortSignal.timeout(this.timeoutMs);
-    return signal ? AbortSignal.any([signal, deadline]) : deadline;
   }
 }
