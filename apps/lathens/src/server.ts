@@ -1,5 +1,5 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import { closeHttp, listenHttp, urlHost } from '@modproxy/http';
 import type { Logger } from '@modproxy/observability';
 import { startVersionsGrpcServer, type VersionsGrpcServer } from '@modproxy/versions-grpc';
 import { composeLathens, type LathensComposition, type LathensOverrides } from './compose';
@@ -47,29 +47,14 @@ export async function startLathens(
     () => undefined,
   );
 
-  const http = composition.app.listen(config.HTTP_PORT, config.HOST);
-  await new Promise<void>((resolve, reject) => {
-    http.once('listening', resolve);
-    http.once('error', reject);
-  });
-  http.keepAliveTimeout = 65_000;
-  const { port } = http.address() as AddressInfo;
-  const host =
-    config.HOST === '0.0.0.0' || config.HOST === '::'
-      ? '127.0.0.1'
-      : config.HOST.includes(':')
-        ? `[${config.HOST}]`
-        : config.HOST;
+  const http = createServer(composition.app);
+  const httpUrl = await listenHttp(http, config.HTTP_PORT, config.HOST);
 
   let closing: Promise<void> | undefined;
   const shutdown = () => {
     closing ??= (async () => {
       composition.beginShutdown();
-      const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
-      http.closeIdleConnections();
-      const timer = setTimeout(() => http.closeAllConnections(), config.SHUTDOWN_TIMEOUT_MS);
-      await Promise.all([httpClosed, grpc.close()]);
-      clearTimeout(timer);
+      await Promise.all([closeHttp(http, config.SHUTDOWN_TIMEOUT_MS), grpc.close()]);
       await composition.close();
       logger.info('lathens stopped');
     })();
@@ -79,8 +64,8 @@ export async function startLathens(
     composition,
     http,
     grpc,
-    httpUrl: `http://${host}:${port}`,
-    grpcAddress: `${host}:${grpc.port}`,
+    httpUrl,
+    grpcAddress: `${urlHost(config.HOST)}:${grpc.port}`,
     shutdown,
   };
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
+import { closeHttp, createServiceApp, finishServiceApp, listenHttp } from '@modproxy/http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { createHttpMetrics, Gauge, type Logger } from '@modproxy/observability';
@@ -83,24 +84,20 @@ export async function startStorageService(
   const timer = setInterval(() => void checkReadiness(), config.READINESS_INTERVAL_MS);
   timer.unref();
 
-  const http: Server = createServer(async (req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    const text = (status: number, body: string) => {
-      res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
-      res.end(body);
-    };
-    if (path === '/healthz') return text(200, 'ok\n');
-    if (path === '/readyz') return healthy && !shuttingDown ? text(200, 'ok\n') : text(503, 'not ready\n');
-    if (path === '/metrics') {
-      res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
-      return res.end(await metrics.registry.metrics());
-    }
-    text(404, 'not found\n');
-  });
-  await new Promise<void>((done, fail) => {
-    http.once('error', fail);
-    http.listen(config.HTTP_PORT, config.GRPC_HOST, () => done());
-  });
+  const app = finishServiceApp(
+    createServiceApp({
+      logger,
+      metrics,
+      isShuttingDown: () => shuttingDown,
+      readiness: async () => {
+        if (!healthy) throw new Error('the storage backend does not answer');
+        return 'ok';
+      },
+    }),
+    logger,
+  );
+  const http = createServer(app);
+  await listenHttp(http, config.HTTP_PORT, config.GRPC_HOST);
 
   let closing: Promise<void> | undefined;
   return {
@@ -110,8 +107,7 @@ export async function startStorageService(
       (closing ??= (async () => {
         shuttingDown = true;
         clearInterval(timer);
-        await grpc.close();
-        await new Promise<void>((done) => http.close(() => done()));
+        await Promise.all([grpc.close(), closeHttp(http, config.SHUTDOWN_TIMEOUT_MS)]);
         await backend.storage.close();
         logger.info('storage service stopped');
       })()),

@@ -1,2 +1,3 @@
 export * from './goproxy-path';
 export * from './service-app';
+export * from './http-server';
