@@ -15,8 +15,14 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import autocannon from 'autocannon';
 import { escapePath } from '@modproxy/gomod';
-import { createTempDir, removeDir, startRedisServer, startStaticGoproxy } from '@modproxy/testing';
-import { parseArgs, peakRssMiB, printTable, startProcess, stopProcess } from './bench-support';
+import {
+  createTempDir,
+  removeDir,
+  startAppProcess,
+  startRedisServer,
+  startStaticGoproxy,
+} from '@modproxy/testing';
+import { parseArgs, peakRssMiB, printTable } from './bench-support';
 
 const root = join(dirname(process.argv[1] ?? '.'), '..', '..');
 const args = parseArgs(process.argv.slice(2));
@@ -79,18 +85,15 @@ async function main(): Promise<void> {
     HARD_TTL_MS: String(Math.max(600_000, softTtlMs)),
     LOG_LEVEL: 'info',
   };
-  const { child, match } = await startProcess(
-    process.execPath,
-    [join(root, 'dist', 'apps', 'lathens', 'main.js')],
+  const lathens = await startAppProcess(join(root, 'dist', 'apps', 'lathens', 'main.js'), {
     env,
-    /lathens listening: grpc (\S+) http (\S+)/,
-  );
+    ready: /lathens listening: grpc (\S+) http (\S+)/,
+  });
+  const { child, match } = lathens;
   const proxy =
     target === 'proxy'
-      ? await startProcess(
-          process.execPath,
-          [join(root, 'dist', 'apps', 'proxy', 'main.js')],
-          {
+      ? await startAppProcess(join(root, 'dist', 'apps', 'proxy', 'main.js'), {
+          env: {
             PATH: env.PATH,
             PORT: '0',
             STORAGE_TYPE: 'memory',
@@ -98,8 +101,8 @@ async function main(): Promise<void> {
             LATHENS_GRPC_URL: match[1] ?? '',
             LOG_LEVEL: 'warn',
           },
-          /export GOPROXY=(\S+)/,
-        )
+          ready: /export GOPROXY=(\S+)/,
+        })
       : undefined;
   const baseUrl = proxy ? (proxy.match[1] ?? '') : (match[2] ?? '');
   const listPaths = modules.map((module) => `/${escapePath(module)}/@v/list`);
@@ -164,8 +167,8 @@ async function main(): Promise<void> {
         `= ${(calls / (answers * windows)).toFixed(2)} calls per answer per soft TTL (target: about 1 or less).\n`,
     );
   } finally {
-    if (proxy) await stopProcess(proxy.child);
-    await stopProcess(child);
+    await proxy?.stop();
+    await lathens.stop();
     await upstream.stop();
     await redis.stop();
     await removeDir(upstreamDir);

@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
 import { Readable } from 'node:stream';
 import { DiskStorage } from '@modproxy/storage';
+import { startAppProcess } from '@modproxy/testing';
 import {
   hasWrk,
   load,
@@ -28,8 +29,6 @@ import {
   parseArgs,
   peakRssMiB,
   printTable,
-  startProcess,
-  stopProcess,
 } from './bench-support';
 
 const root = join(dirname(process.argv[1] ?? '.'), '..', '..');
@@ -112,18 +111,16 @@ async function main(): Promise<void> {
   const loader = args.get('loader') ?? (hasWrk() ? 'wrk' : 'autocannon');
   const drive = loader === 'wrk' ? loadWithWrk : load;
   execFileSync(process.execPath, [join(root, 'scripts', 'build-app.mjs'), 'proxy'], { stdio: 'inherit' });
-  const proxy = await startProcess(
-    process.execPath,
-    [join(root, 'dist', 'apps', 'proxy', 'main.js')],
-    { ...process.env, PORT: '0', STORAGE_DIR: join(work, 'storage'), UPSTREAM: 'off', LOG_LEVEL: 'warn' },
-    /export GOPROXY=(\S+)/,
-  );
-  const staticServer = await startProcess(
-    process.execPath,
-    [process.argv[1] ?? '', '--serve-static', join(work, 'static'), '--port', args.get('static-port') ?? '0'],
-    process.env,
-    /static listening on (\d+)/,
-  );
+  const env = { PATH: process.env['PATH'] ?? '' };
+  const proxy = await startAppProcess(join(root, 'dist', 'apps', 'proxy', 'main.js'), {
+    env: { ...env, PORT: '0', STORAGE_DIR: join(work, 'storage'), UPSTREAM: 'off', LOG_LEVEL: 'warn' },
+    ready: /export GOPROXY=(\S+)/,
+  });
+  const staticServer = await startAppProcess(process.argv[1] ?? '', {
+    args: ['--serve-static', join(work, 'static'), '--port', args.get('static-port') ?? '0'],
+    env,
+    ready: /static listening on (\d+)/,
+  });
   const targets: Array<{ name: string; url: string; pid?: number }> = [
     { name: 'modproxy', url: proxy.match[1] ?? '', pid: proxy.child.pid },
     {
@@ -134,10 +131,7 @@ async function main(): Promise<void> {
   ];
   const results: LoadResult[] = [];
   // An interrupted run still stops the servers it started.
-  const interrupt = () =>
-    void Promise.all([stopProcess(proxy.child), stopProcess(staticServer.child)]).then(() =>
-      process.exit(130),
-    );
+  const interrupt = () => void Promise.all([proxy.stop(), staticServer.stop()]).then(() => process.exit(130));
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
   try {
@@ -159,8 +153,8 @@ async function main(): Promise<void> {
     const rss = targets
       .filter((target) => target.pid)
       .map((target) => ({ server: target.name, 'peak RSS MiB': peakRssMiB(target.pid ?? 0) }));
-    await stopProcess(proxy.child);
-    await stopProcess(staticServer.child);
+    await proxy.stop();
+    await staticServer.stop();
     await rm(work, { recursive: true, force: true });
     process.stdout.write(`\nWarm GOPROXY requests, ${duration} s per cell (${loader}, loopback)\n\n`);
     printTable(

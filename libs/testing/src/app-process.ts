@@ -14,6 +14,8 @@ export interface AppProcess {
 export interface StartAppProcessOptions {
   /** The complete environment (nothing is inherited but what you pass). */
   env: Record<string, string>;
+  /** Arguments after the script. */
+  args?: readonly string[];
   /** What stdout prints once the process serves, e.g. `/export GOPROXY=(\S+)/`. */
   ready: RegExp;
   cwd?: string;
@@ -26,7 +28,7 @@ export interface StartAppProcessOptions {
  * first or stays silent too long rejects with what it printed. Stopped by its own pid only.
  */
 export async function startAppProcess(main: string, options: StartAppProcessOptions): Promise<AppProcess> {
-  const child = spawn(process.execPath, ['--enable-source-maps', main], {
+  const child = spawn(process.execPath, ['--enable-source-maps', main, ...(options.args ?? [])], {
     cwd: options.cwd,
     env: options.env,
     stdio: ['ignore', 'pipe', 'pipe'],
