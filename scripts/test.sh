@@ -8,9 +8,8 @@ export NX_DAEMON=false NX_NO_CLOUD=true NX_SKIP_NX_CACHE=true
 
 echo "== install"
 if [ -n "${CI:-}" ] || [ ! -f node_modules/.package-lock.json ]; then
-  # `npm ci` refuses a lock whose optional platform packages the registry here does not serve
-  # (e.g. @bufbuild/buf-darwin-arm64); `npm install` with the lock installs the locked versions.
-  npm install --no-audit --no-fund
+  # Exactly the committed lock; install scripts follow package.json's allowScripts.
+  npm ci --no-audit --no-fund
 fi
 bash scripts/install-system-deps.sh
 
