@@ -9,6 +9,7 @@ const STATUS: Record<ErrorKind, number> = {
   'invalid-argument': 400,
   'not-found': 404,
   gone: 410,
+  forbidden: 403,
   'already-exists': 409,
   'failed-precondition': 412,
   cancelled: 499,

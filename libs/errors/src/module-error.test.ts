@@ -31,6 +31,7 @@ describe('ModuleError', () => {
   it('maps kinds so that only "we do not have it" lets the go command fall through', () => {
     expect(httpStatusForKind('not-found')).toBe(404);
     expect(httpStatusForKind('gone')).toBe(410);
+    expect(httpStatusForKind('forbidden')).toBe(403);
     expect(httpStatusForKind('invalid-argument')).toBe(400);
     expect(httpStatusForKind('timeout')).toBe(504);
     expect(httpStatusForKind('bad-gateway')).toBe(502);

@@ -7,6 +7,7 @@ export type ErrorKind =
   | 'invalid-argument'
   | 'not-found'
   | 'gone'
+  | 'forbidden'
   | 'already-exists'
   | 'failed-precondition'
   | 'cancelled'
@@ -19,6 +20,13 @@ export interface ModuleErrorOptions {
   module?: string;
   version?: string;
   cause?: unknown;
+  /**
+   * What an operator needs and a client must not see: which upstream, what it answered. The
+   * message is what a client is told; the detail is only logged, and must already be redacted.
+   */
+  detail?: string;
+  /** For `unavailable`: when a retry may succeed (sent as `Retry-After`). */
+  retryAfterSeconds?: number;
 }
 
 export class ModuleError extends Error {
@@ -27,6 +35,8 @@ export class ModuleError extends Error {
   readonly op: string;
   readonly module: string | undefined;
   readonly version: string | undefined;
+  readonly detail: string | undefined;
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(kind: ErrorKind, op: string, message: string, options: ModuleErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -35,6 +45,8 @@ export class ModuleError extends Error {
     this.op = op;
     this.module = options.module;
     this.version = options.version;
+    this.detail = options.detail;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 
@@ -53,6 +65,7 @@ export const errors = {
   invalidArgument: factory('invalid-argument'),
   notFound: factory('not-found'),
   gone: factory('gone'),
+  forbidden: factory('forbidden'),
   alreadyExists: factory('already-exists'),
   failedPrecondition: factory('failed-precondition'),
   cancelled: factory('cancelled'),

@@ -71,8 +71,24 @@ export function finishServiceApp(app: express.Express, logger: Logger): express.
   app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (isModuleError(error)) {
       const status = httpStatusForKind(error.kind);
-      if (status >= 500) logger.warn({ err: error, op: error.op, path: req.path }, 'request failed');
+      if (status >= 500) {
+        logger.warn(
+          {
+            kind: error.kind,
+            op: error.op,
+            module: error.module,
+            version: error.version,
+            detail: error.detail,
+            err: error.message,
+            path: req.path,
+          },
+          'request failed',
+        );
+      }
       if (res.headersSent) return res.destroy();
+      if (error.retryAfterSeconds !== undefined) {
+        res.setHeader('Retry-After', String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
+      }
       return sendText(res, status, `${error.message}\n`);
     }
     logger.error({ err: error, path: req.path }, 'unexpected error');

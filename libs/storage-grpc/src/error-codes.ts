@@ -17,6 +17,8 @@ const CODE_FOR_KIND: Record<ErrorKind, status> = {
   'not-found': status.NOT_FOUND,
   // "Known and removed" is still "not here" for a caller that only reads the code.
   gone: status.NOT_FOUND,
+  // Refused by policy (a denied module): retrying will not help.
+  forbidden: status.PERMISSION_DENIED,
   'already-exists': status.ALREADY_EXISTS,
   'failed-precondition': status.FAILED_PRECONDITION,
   cancelled: status.CANCELLED,
