@@ -222,9 +222,13 @@ describe('GoproxyUpstream status mapping', () => {
     expect((await failure(upstream().list(MODULE))).kind).toBe('bad-gateway');
   });
 
-  it('maps an unresolvable host to bad-gateway', async () => {
-    // .invalid never resolves (RFC 2606), so nothing leaves the machine.
-    const error = await failure(upstream({ url: 'http://upstream.invalid' }).list(MODULE));
+  it('maps an upstream named by host on a closed loopback port to bad-gateway', async () => {
+    // A name, so the lookup path runs too; `localhost` comes from the hosts file and the port is
+    // closed, so nothing is asked of a DNS server and nothing leaves the machine.
+    const gone = await LoopbackServer.start();
+    const port = new URL(gone.url).port;
+    await gone.close();
+    const error = await failure(upstream({ url: `http://localhost:${port}` }).list(MODULE));
     expect(error.kind).toBe('bad-gateway');
   });
 });
