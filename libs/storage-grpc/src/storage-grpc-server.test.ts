@@ -1,8 +1,3 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import {
   credentials,
   makeGenericClientConstructor,
@@ -15,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { isModuleError } from '@modproxy/errors';
 import { MemoryStorage } from '@modproxy/storage';
 import { patternSha256, patternStream, streamDigest } from '@modproxy/storage/compliance';
+import { createTestCertificates } from '@modproxy/testing';
 import { GrpcStorage } from './grpc-storage';
 import { STORAGE_SERVICE_NAME, startStorageGrpcServer, type StorageGrpcServer } from './storage-grpc-server';
 
@@ -129,39 +125,30 @@ describe('startStorageGrpcServer', () => {
     await closed;
   });
 
-  it('serves TLS to clients that trust its certificate, and nothing to plaintext clients', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'modproxy-tls-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    await promisify(execFile)('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ]);
-    const cert = await readFile(join(dir, 'cert.pem'));
-    const server = await start({ tls: { cert, key: await readFile(join(dir, 'key.pem')) } });
+  it('serves TLS to clients that trust its CA, and nothing to plaintext clients or clients of another CA', async () => {
+    const { ca, server: identity } = createTestCertificates();
+    const server = await start({ tls: identity });
 
-    const secure = new GrpcStorage({ url: `127.0.0.1:${server.port}`, tls: { ca: cert } });
+    const secure = new GrpcStorage({ url: `127.0.0.1:${server.port}`, tls: { ca: ca.cert } });
     cleanups.push(() => secure.close());
     await secure.save(saveInput('v1.0.0', MiB, 2));
     expect(await secure.list(module)).toEqual(['v1.0.0']);
 
+    const refused = (error: unknown) =>
+      isModuleError(error, 'unavailable') || isModuleError(error, 'timeout');
     const plain = new GrpcStorage({ url: `127.0.0.1:${server.port}`, tls: false, deadlineMs: 2_000 });
     cleanups.push(() => plain.close());
-    const error = await plain.list(module).catch((e: unknown) => e);
-    expect(isModuleError(error, 'unavailable') || isModuleError(error, 'timeout'), String(error)).toBe(true);
+    const plainError = await plain.list(module).catch((e: unknown) => e);
+    expect(refused(plainError), String(plainError)).toBe(true);
+
+    const otherCa = createTestCertificates({ caName: 'another CA' }).ca;
+    const stranger = new GrpcStorage({
+      url: `127.0.0.1:${server.port}`,
+      tls: { ca: otherCa.cert },
+      deadlineMs: 2_000,
+    });
+    cleanups.push(() => stranger.close());
+    const strangerError = await stranger.list(module).catch((e: unknown) => e);
+    expect(refused(strangerError), String(strangerError)).toBe(true);
   });
 });

@@ -13,3 +13,4 @@ export * from './redis-server';
 export * from './go-command-scenarios';
 export * from './snapshot-tree';
 export * from './app-process';
+export * from './test-certificates';
