@@ -65,12 +65,14 @@ describe('generated contracts', () => {
       module: 'golang.org/x/mod',
       version: 'v0.20.0',
       requestedAt: new Date('2024-05-01T10:00:00Z'),
+      traceContext: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
     };
     const json = JSON.parse(JSON.stringify(jobsV1.FetchVersion.toJSON(job)));
     expect(json).toEqual({
       module: 'golang.org/x/mod',
       version: 'v0.20.0',
       requestedAt: '2024-05-01T10:00:00.000Z',
+      traceContext: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
     });
     expect(jobsV1.FetchVersion.fromJSON(json)).toEqual(job);
     expect(lathensV1.VersionServiceService.observe.path).toBe('/modproxy.lathens.v1.VersionService/Observe');

@@ -12,30 +12,117 @@ export const protobufPackage = "modproxy.jobs.v1";
 
 export const protobufFileName = "modproxy/jobs/v1/jobs.proto";
 
-/** FetchVersion asks for one module version to be fetched from upstream and stored. */
+/**
+ * CrawlReason says why a module is crawled; schedulers and operators use different ones so
+ * that metrics and logs tell them apart.
+ */
+export enum CrawlReason {
+  CRAWL_REASON_UNSPECIFIED = 0,
+  /** CRAWL_REASON_SCHEDULED - The periodic pass over the whole catalog. */
+  CRAWL_REASON_SCHEDULED = 1,
+  /** CRAWL_REASON_RECENT - The module was requested recently, so it is crawled more often than cold ones. */
+  CRAWL_REASON_RECENT = 2,
+  /** CRAWL_REASON_MANUAL - An operator or a tool asked for it. */
+  CRAWL_REASON_MANUAL = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function crawlReasonFromJSON(object: any): CrawlReason {
+  switch (object) {
+    case 0:
+    case "CRAWL_REASON_UNSPECIFIED":
+      return CrawlReason.CRAWL_REASON_UNSPECIFIED;
+    case 1:
+    case "CRAWL_REASON_SCHEDULED":
+      return CrawlReason.CRAWL_REASON_SCHEDULED;
+    case 2:
+    case "CRAWL_REASON_RECENT":
+      return CrawlReason.CRAWL_REASON_RECENT;
+    case 3:
+    case "CRAWL_REASON_MANUAL":
+      return CrawlReason.CRAWL_REASON_MANUAL;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return CrawlReason.UNRECOGNIZED;
+  }
+}
+
+export function crawlReasonToJSON(object: CrawlReason): string {
+  switch (object) {
+    case CrawlReason.CRAWL_REASON_UNSPECIFIED:
+      return "CRAWL_REASON_UNSPECIFIED";
+    case CrawlReason.CRAWL_REASON_SCHEDULED:
+      return "CRAWL_REASON_SCHEDULED";
+    case CrawlReason.CRAWL_REASON_RECENT:
+      return "CRAWL_REASON_RECENT";
+    case CrawlReason.CRAWL_REASON_MANUAL:
+      return "CRAWL_REASON_MANUAL";
+    case CrawlReason.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * FetchVersion asks for one module version to be fetched from upstream and stored. Queue
+ * `fetch`; the job id is derived from module@version, so every producer's request for one
+ * version is one job.
+ */
 export interface FetchVersion {
   /** Module path, unescaped. */
   module: string;
   /** Canonical version. */
   version: string;
   /** When the version was first asked for; lets workers drop requests that waited too long. */
-  requestedAt?: Date | undefined;
+  requestedAt?:
+    | Date
+    | undefined;
+  /** W3C trace context of the producer (`traceparent`, `tracestate`). */
+  traceContext: { [key: string]: string };
 }
 
-/** CrawlModule asks for every version upstream lists for a module to be fetched. */
+export interface FetchVersion_TraceContextEntry {
+  key: string;
+  value: string;
+}
+
+/**
+ * CrawlModule asks for the versions upstream knows of a module to be compared with what is
+ * stored and listed: new ones are listed everywhere, and fetched when prefetch is on. Queue
+ * `crawl`.
+ */
 export interface CrawlModule {
   /** Module path, unescaped. */
   module: string;
+  reason: CrawlReason;
+  /** W3C trace context of the producer (`traceparent`, `tracestate`). */
+  traceContext: { [key: string]: string };
 }
 
-/** RefreshList asks for the cached version list of a module to be refreshed from upstream. */
+export interface CrawlModule_TraceContextEntry {
+  key: string;
+  value: string;
+}
+
+/**
+ * RefreshList asks for the cached version list of a module to be refreshed from upstream.
+ * Queue `crawl`.
+ */
 export interface RefreshList {
   /** Module path, unescaped. */
   module: string;
+  /** W3C trace context of the producer (`traceparent`, `tracestate`). */
+  traceContext: { [key: string]: string };
+}
+
+export interface RefreshList_TraceContextEntry {
+  key: string;
+  value: string;
 }
 
 function createBaseFetchVersion(): FetchVersion {
-  return { module: "", version: "", requestedAt: undefined };
+  return { module: "", version: "", requestedAt: undefined, traceContext: {} };
 }
 
 export const FetchVersion: MessageFns<FetchVersion> = {
@@ -49,6 +136,9 @@ export const FetchVersion: MessageFns<FetchVersion> = {
     if (message.requestedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.requestedAt), writer.uint32(26).fork()).join();
     }
+    globalThis.Object.entries(message.traceContext).forEach(([key, value]: [string, string]) => {
+      FetchVersion_TraceContextEntry.encode({ key: key as any, value }, writer.uint32(122).fork()).join();
+    });
     return writer;
   },
 
@@ -89,6 +179,17 @@ export const FetchVersion: MessageFns<FetchVersion> = {
             message.requestedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            const entry15 = FetchVersion_TraceContextEntry.decode(reader, reader.uint32());
+            if (entry15.value !== undefined) {
+              message.traceContext[entry15.key] = entry15.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -110,6 +211,33 @@ export const FetchVersion: MessageFns<FetchVersion> = {
         : isSet(object.requested_at)
         ? fromJsonTimestamp(object.requested_at)
         : undefined,
+      traceContext: isObject(object.traceContext)
+        ? (globalThis.Object.entries(object.traceContext) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.trace_context)
+        ? (globalThis.Object.entries(object.trace_context) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -124,6 +252,15 @@ export const FetchVersion: MessageFns<FetchVersion> = {
     if (message.requestedAt !== undefined) {
       obj.requestedAt = message.requestedAt.toISOString();
     }
+    if (message.traceContext) {
+      const entries = globalThis.Object.entries(message.traceContext) as [string, string][];
+      if (entries.length > 0) {
+        obj.traceContext = {};
+        entries.forEach(([k, v]) => {
+          obj.traceContext[k] = v;
+        });
+      }
+    }
     return obj;
   },
 
@@ -135,12 +272,108 @@ export const FetchVersion: MessageFns<FetchVersion> = {
     message.module = object.module ?? "";
     message.version = object.version ?? "";
     message.requestedAt = object.requestedAt ?? undefined;
+    message.traceContext = (globalThis.Object.entries(object.traceContext ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseFetchVersion_TraceContextEntry(): FetchVersion_TraceContextEntry {
+  return { key: "", value: "" };
+}
+
+export const FetchVersion_TraceContextEntry: MessageFns<FetchVersion_TraceContextEntry> = {
+  encode(message: FetchVersion_TraceContextEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FetchVersion_TraceContextEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFetchVersion_TraceContextEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FetchVersion_TraceContextEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: FetchVersion_TraceContextEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FetchVersion_TraceContextEntry>, I>>(base?: I): FetchVersion_TraceContextEntry {
+    return FetchVersion_TraceContextEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FetchVersion_TraceContextEntry>, I>>(
+    object: I,
+  ): FetchVersion_TraceContextEntry {
+    const message = createBaseFetchVersion_TraceContextEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
 
 function createBaseCrawlModule(): CrawlModule {
-  return { module: "" };
+  return { module: "", reason: 0, traceContext: {} };
 }
 
 export const CrawlModule: MessageFns<CrawlModule> = {
@@ -148,6 +381,12 @@ export const CrawlModule: MessageFns<CrawlModule> = {
     if (message.module !== "") {
       writer.uint32(10).string(message.module);
     }
+    if (message.reason !== 0) {
+      writer.uint32(16).int32(message.reason);
+    }
+    globalThis.Object.entries(message.traceContext).forEach(([key, value]: [string, string]) => {
+      CrawlModule_TraceContextEntry.encode({ key: key as any, value }, writer.uint32(122).fork()).join();
+    });
     return writer;
   },
 
@@ -172,6 +411,25 @@ export const CrawlModule: MessageFns<CrawlModule> = {
             message.module = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.reason = reader.int32() as any;
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            const entry15 = CrawlModule_TraceContextEntry.decode(reader, reader.uint32());
+            if (entry15.value !== undefined) {
+              message.traceContext[entry15.key] = entry15.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -185,13 +443,55 @@ export const CrawlModule: MessageFns<CrawlModule> = {
   },
 
   fromJSON(object: any): CrawlModule {
-    return { module: isSet(object.module) ? globalThis.String(object.module) : "" };
+    return {
+      module: isSet(object.module) ? globalThis.String(object.module) : "",
+      reason: isSet(object.reason) ? crawlReasonFromJSON(object.reason) : 0,
+      traceContext: isObject(object.traceContext)
+        ? (globalThis.Object.entries(object.traceContext) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.trace_context)
+        ? (globalThis.Object.entries(object.trace_context) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
   },
 
   toJSON(message: CrawlModule): unknown {
     const obj: any = {};
     if (message.module !== "") {
       obj.module = message.module;
+    }
+    if (message.reason !== 0) {
+      obj.reason = crawlReasonToJSON(message.reason);
+    }
+    if (message.traceContext) {
+      const entries = globalThis.Object.entries(message.traceContext) as [string, string][];
+      if (entries.length > 0) {
+        obj.traceContext = {};
+        entries.forEach(([k, v]) => {
+          obj.traceContext[k] = v;
+        });
+      }
     }
     return obj;
   },
@@ -202,12 +502,109 @@ export const CrawlModule: MessageFns<CrawlModule> = {
   fromPartial<I extends Exact<DeepPartial<CrawlModule>, I>>(object: I): CrawlModule {
     const message = createBaseCrawlModule();
     message.module = object.module ?? "";
+    message.reason = object.reason ?? 0;
+    message.traceContext = (globalThis.Object.entries(object.traceContext ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseCrawlModule_TraceContextEntry(): CrawlModule_TraceContextEntry {
+  return { key: "", value: "" };
+}
+
+export const CrawlModule_TraceContextEntry: MessageFns<CrawlModule_TraceContextEntry> = {
+  encode(message: CrawlModule_TraceContextEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CrawlModule_TraceContextEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCrawlModule_TraceContextEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CrawlModule_TraceContextEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: CrawlModule_TraceContextEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CrawlModule_TraceContextEntry>, I>>(base?: I): CrawlModule_TraceContextEntry {
+    return CrawlModule_TraceContextEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CrawlModule_TraceContextEntry>, I>>(
+    object: I,
+  ): CrawlModule_TraceContextEntry {
+    const message = createBaseCrawlModule_TraceContextEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
 
 function createBaseRefreshList(): RefreshList {
-  return { module: "" };
+  return { module: "", traceContext: {} };
 }
 
 export const RefreshList: MessageFns<RefreshList> = {
@@ -215,6 +612,9 @@ export const RefreshList: MessageFns<RefreshList> = {
     if (message.module !== "") {
       writer.uint32(10).string(message.module);
     }
+    globalThis.Object.entries(message.traceContext).forEach(([key, value]: [string, string]) => {
+      RefreshList_TraceContextEntry.encode({ key: key as any, value }, writer.uint32(122).fork()).join();
+    });
     return writer;
   },
 
@@ -239,6 +639,17 @@ export const RefreshList: MessageFns<RefreshList> = {
             message.module = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            const entry15 = RefreshList_TraceContextEntry.decode(reader, reader.uint32());
+            if (entry15.value !== undefined) {
+              message.traceContext[entry15.key] = entry15.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -252,13 +663,51 @@ export const RefreshList: MessageFns<RefreshList> = {
   },
 
   fromJSON(object: any): RefreshList {
-    return { module: isSet(object.module) ? globalThis.String(object.module) : "" };
+    return {
+      module: isSet(object.module) ? globalThis.String(object.module) : "",
+      traceContext: isObject(object.traceContext)
+        ? (globalThis.Object.entries(object.traceContext) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.trace_context)
+        ? (globalThis.Object.entries(object.trace_context) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
   },
 
   toJSON(message: RefreshList): unknown {
     const obj: any = {};
     if (message.module !== "") {
       obj.module = message.module;
+    }
+    if (message.traceContext) {
+      const entries = globalThis.Object.entries(message.traceContext) as [string, string][];
+      if (entries.length > 0) {
+        obj.traceContext = {};
+        entries.forEach(([k, v]) => {
+          obj.traceContext[k] = v;
+        });
+      }
     }
     return obj;
   },
@@ -269,6 +718,102 @@ export const RefreshList: MessageFns<RefreshList> = {
   fromPartial<I extends Exact<DeepPartial<RefreshList>, I>>(object: I): RefreshList {
     const message = createBaseRefreshList();
     message.module = object.module ?? "";
+    message.traceContext = (globalThis.Object.entries(object.traceContext ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseRefreshList_TraceContextEntry(): RefreshList_TraceContextEntry {
+  return { key: "", value: "" };
+}
+
+export const RefreshList_TraceContextEntry: MessageFns<RefreshList_TraceContextEntry> = {
+  encode(message: RefreshList_TraceContextEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RefreshList_TraceContextEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRefreshList_TraceContextEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RefreshList_TraceContextEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: RefreshList_TraceContextEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RefreshList_TraceContextEntry>, I>>(base?: I): RefreshList_TraceContextEntry {
+    return RefreshList_TraceContextEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RefreshList_TraceContextEntry>, I>>(
+    object: I,
+  ): RefreshList_TraceContextEntry {
+    const message = createBaseRefreshList_TraceContextEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
@@ -306,6 +851,10 @@ function fromJsonTimestamp(o: any): Date {
   } else {
     return fromTimestamp(Timestamp.fromJSON(o));
   }
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {
