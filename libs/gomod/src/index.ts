@@ -5,3 +5,5 @@ export * from './pseudo';
 export * from './latest';
 export * from './go-mod';
 export * from './version-query';
+export * from './prefix-patterns';
+export * from './module-filter';
