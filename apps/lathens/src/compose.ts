@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Redis } from 'ioredis';
 import { createHttpMetrics, Counter, Gauge, type HttpMetrics, type Logger } from '@modproxy/observability';
@@ -240,6 +241,10 @@ async function createStorage(config: LathensConfig): Promise<ModuleStorage | und
       return new GrpcStorage({
         url: config.STORAGE_GRPC_URL ?? '',
         ...(config.STORAGE_TOKEN ? { token: config.STORAGE_TOKEN } : {}),
+        tls:
+          config.STORAGE_TLS || config.STORAGE_TLS_CA_FILE
+            ? { ...(config.STORAGE_TLS_CA_FILE ? { ca: readFileSync(config.STORAGE_TLS_CA_FILE) } : {}) }
+            : false,
         deadlineMs: config.UPSTREAM_TIMEOUT_MS,
       });
     case 'none':

@@ -8,6 +8,7 @@ import {
   positiveInt,
   type LoadConfigOptions,
 } from '@modproxy/config';
+import { isLoopbackHost } from '@modproxy/storage-grpc';
 import { upstreamConfigShape } from '@modproxy/upstream';
 
 const redisUrl = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');
@@ -20,6 +21,11 @@ export const lathensConfigSchema = z
     HTTP_PORT: port(7072),
     /** Shared token gRPC callers must send as `authorization: Bearer <token>`; none by default. */
     GRPC_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    /** Serve gRPC without a token on an address other machines reach (HOST not loopback). */
+    GRPC_ALLOW_UNAUTHENTICATED: booleanFlag(false),
+    /** Serve gRPC over TLS (PEM files); both or neither. */
+    TLS_CERT_FILE: z.string().min(1).optional(),
+    TLS_KEY_FILE: z.string().min(1).optional(),
     REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
     /** The BullMQ Redis; default REDIS_URL. In production a separate server with `maxmemory-policy noeviction`. */
     QUEUE_REDIS_URL: redisUrl.optional(),
@@ -40,6 +46,9 @@ export const lathensConfigSchema = z
     STORAGE_DIR: z.string().min(1).default('data/storage'),
     STORAGE_GRPC_URL: z.string().min(1).optional(),
     STORAGE_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    /** Use TLS to the storage service; with a file, trust that CA (PEM) instead of the system's. */
+    STORAGE_TLS: booleanFlag(false),
+    STORAGE_TLS_CA_FILE: z.string().min(1).optional(),
     /** Whether this replica also runs revalidation jobs (every replica may). */
     RUN_WORKER: booleanFlag(true),
     REVALIDATION_CONCURRENCY: positiveInt(8),
@@ -59,6 +68,20 @@ export const lathensConfigSchema = z
         code: 'custom',
         path: ['STORAGE_GRPC_URL'],
         message: 'is required when STORAGE_TYPE=grpc',
+      });
+    }
+    if (!config.GRPC_TOKEN && !config.GRPC_ALLOW_UNAUTHENTICATED && !isLoopbackHost(config.HOST)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['GRPC_TOKEN'],
+        message: `is required when HOST (${config.HOST}) is not a loopback address; set GRPC_ALLOW_UNAUTHENTICATED=true to serve gRPC without one`,
+      });
+    }
+    if (Boolean(config.TLS_CERT_FILE) !== Boolean(config.TLS_KEY_FILE)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [config.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'],
+        message: 'TLS_CERT_FILE and TLS_KEY_FILE go together',
       });
     }
   });

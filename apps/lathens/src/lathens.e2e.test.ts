@@ -157,6 +157,17 @@ describe('lathens (gRPC and HTTP, Redis, BullMQ, real upstream and storage)', ()
     expect((await client.list(MODULE)).versions).toEqual(['v0.9.0', 'v1.0.0', 'v1.1.0']);
     expect((await client.latest(MODULE)).info.toString()).toBe(info('v1.1.0'));
 
+    // Observe lists only what storage holds.
+    await expect(client.observe(MODULE, 'v1.2.0')).rejects.toMatchObject({ kind: 'not-found' });
+    const storage = await DiskStorage.open({ root: storageDir });
+    await storage.save({
+      module: MODULE,
+      version: 'v1.2.0',
+      info: Buffer.from(info('v1.2.0')),
+      mod: Buffer.from(`module ${MODULE}\n`),
+      zip: Readable.from([Buffer.from('zip bytes')]),
+    });
+    await storage.close();
     await client.observe(MODULE, 'v1.2.0');
     expect(await (await fetch(`${lathens.httpUrl}/${ESCAPED}/@v/list`)).text()).toBe(
       'v0.9.0\nv1.0.0\nv1.1.0\nv1.2.0\n',

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { closeHttp, listenHttp, urlHost } from '@modproxy/http';
 import type { Logger } from '@modproxy/observability';
@@ -38,6 +39,9 @@ export async function startLathens(
     port: config.GRPC_PORT,
     shutdownGraceMs: config.SHUTDOWN_TIMEOUT_MS,
     ...(config.GRPC_TOKEN ? { token: config.GRPC_TOKEN } : {}),
+    ...(config.TLS_CERT_FILE && config.TLS_KEY_FILE
+      ? { tls: { cert: readFileSync(config.TLS_CERT_FILE), key: readFileSync(config.TLS_KEY_FILE) } }
+      : {}),
   });
   // Health follows Redis: without it every answer costs an upstream call.
   grpc.setServing(false);

@@ -158,6 +158,10 @@ function createVersions(
       url: config.LATHENS_GRPC_URL,
       deadlineMs: config.LATHENS_DEADLINE_MS,
       ...(config.LATHENS_GRPC_TOKEN ? { token: config.LATHENS_GRPC_TOKEN } : {}),
+      tls:
+        config.LATHENS_TLS || config.LATHENS_TLS_CA_FILE
+          ? { ...(config.LATHENS_TLS_CA_FILE ? { ca: readFileSync(config.LATHENS_TLS_CA_FILE) } : {}) }
+          : false,
     });
     const versions = new FailoverVersions({
       primary: lathens,

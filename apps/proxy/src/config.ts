@@ -48,6 +48,9 @@ export const proxyConfigSchema = z
       .regex(/^[^\s/]+:\d+$/, 'must be host:port')
       .optional(),
     LATHENS_GRPC_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    /** Use TLS to lathens; with a file, trust that CA (PEM) instead of the system's. */
+    LATHENS_TLS: booleanFlag(false),
+    LATHENS_TLS_CA_FILE: z.string().min(1).optional(),
     LATHENS_DEADLINE_MS: durationMs(35_000),
     LOG_LEVEL: logLevel(),
     SHUTDOWN_TIMEOUT_MS: durationMs(10_000),

@@ -1,5 +1,13 @@
 import { z } from 'zod';
-import { durationMs, loadConfig, type LoadConfigOptions, logLevel, port } from '@modproxy/config';
+import {
+  booleanFlag,
+  durationMs,
+  loadConfig,
+  type LoadConfigOptions,
+  logLevel,
+  port,
+} from '@modproxy/config';
+import { isLoopbackHost } from '@modproxy/storage-grpc';
 
 /** Every variable the storage service reads; README.md documents each one. */
 export const storageConfigSchema = z
@@ -17,6 +25,8 @@ export const storageConfigSchema = z
     GRIDFS_BUCKET: z.string().min(1).default('zips'),
     /** Clients must send `authorization: Bearer <token>`; unset: no authentication. */
     STORAGE_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    /** Serve without a token on an address other machines reach (GRPC_HOST not loopback). */
+    GRPC_ALLOW_UNAUTHENTICATED: booleanFlag(false),
     TLS_CERT_FILE: z.string().optional(),
     TLS_KEY_FILE: z.string().optional(),
     READINESS_INTERVAL_MS: durationMs(5_000),
@@ -36,6 +46,13 @@ export const storageConfigSchema = z
         code: 'custom',
         path: ['MONGODB_URI'],
         message: 'must start with mongodb:// or mongodb+srv://',
+      });
+    }
+    if (!config.STORAGE_TOKEN && !config.GRPC_ALLOW_UNAUTHENTICATED && !isLoopbackHost(config.GRPC_HOST)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['STORAGE_TOKEN'],
+        message: `is required when GRPC_HOST (${config.GRPC_HOST}) is not a loopback address; set GRPC_ALLOW_UNAUTHENTICATED=true to serve without one`,
       });
     }
     if (Boolean(config.TLS_CERT_FILE) !== Boolean(config.TLS_KEY_FILE)) {

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
-  credentials,
   status,
   type CallOptions as GrpcCallOptions,
   type ChannelOptions,
@@ -23,6 +22,7 @@ import type {
 import { MessageWriter } from './backpressure';
 import { bearerMetadata } from './bearer-token';
 import { fromGrpcError } from './error-codes';
+import { grpcChannelCredentials, type GrpcClientTls } from './grpc-credentials';
 import { asBuffer, DEFAULT_MAX_MESSAGE_BYTES, ZIP_CHUNK_BYTES, zipChunks } from './zip-chunks';
 
 export interface GrpcStorageOptions {
@@ -34,7 +34,7 @@ export interface GrpcStorageOptions {
    * TLS: an object connects with TLS, trusting `ca` when given and the system roots
    * otherwise; `false` connects in plaintext. Default: `false`.
    */
-  tls?: { ca?: Buffer } | false;
+  tls?: GrpcClientTls;
   /**
    * Deadline in ms of every metadata call (exists, info, mod, list, delete, catalog), of the
    * first message of a zip download and of the answer to a finished upload. Default: 30000.
@@ -100,9 +100,7 @@ export class GrpcStorage implements ModuleStorage {
     this.deadlineMs = options.deadlineMs ?? 30_000;
     this.zipIdleTimeoutMs = options.zipIdleTimeoutMs ?? 60_000;
     const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    const channelCredentials = options.tls
-      ? credentials.createSsl(options.tls.ca ?? null)
-      : credentials.createInsecure();
+    const channelCredentials = grpcChannelCredentials(options.tls);
     this.client = new storageV1.StorageServiceClient(options.url, channelCredentials, {
       'grpc.max_receive_message_length': maxMessageBytes,
       'grpc.max_send_message_length': maxMessageBytes,

@@ -5,3 +5,5 @@ export * from './storage-grpc-server';
 export * from './grpc-storage';
 export { ZIP_CHUNK_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from './zip-chunks';
 export * from './serve-grpc';
+export * from './grpc-credentials';
+export { isLoopbackHost } from './loopback-host';

@@ -1,20 +1,16 @@
-import { type Server, ServerCredentials, type ServerOptions } from '@grpc/grpc-js';
+import type { Server, ServerOptions } from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
 import { storageV1 } from '@modproxy/contracts';
 import type { ModuleStorage } from '@modproxy/storage';
 import { createStorageServiceHandlers, type StorageServiceOptions } from './storage-service';
+import { grpcServerCredentials, type GrpcServerTls } from './grpc-credentials';
 import { serveGrpc } from './serve-grpc';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './zip-chunks';
 
 /** The name health checks ask about; the empty name stands for the whole server. */
 export const STORAGE_SERVICE_NAME = 'modproxy.storage.v1.StorageService';
 
-export interface StorageGrpcServerTls {
-  /** PEM certificate chain of the server. */
-  cert: Buffer;
-  /** PEM private key of the server. */
-  key: Buffer;
-}
+export type StorageGrpcServerTls = GrpcServerTls;
 
 export interface StorageGrpcServerOptions extends StorageServiceOptions {
   /** The backend to serve. The server never closes it: its owner does, after `close()`. */
@@ -54,12 +50,6 @@ export interface StorageGrpcServer {
   close(): Promise<void>;
 }
 
-function serverCredentials(tls: StorageGrpcServerTls | undefined): ServerCredentials {
-  if (!tls) return ServerCredentials.createInsecure();
-  // Clients authenticate with the shared token, not with certificates.
-  return ServerCredentials.createSsl(null, [{ private_key: tls.key, cert_chain: tls.cert }], false);
-}
-
 /**
  * Serves `modproxy.storage.v1.StorageService` and `grpc.health.v1.Health` for one backend.
  * Health checks need no token: load balancers and orchestrators probe them.
@@ -88,7 +78,7 @@ export async function startStorageGrpcServer(options: StorageGrpcServerOptions):
       ),
     host,
     port: options.port,
-    credentials: serverCredentials(options.tls),
+    credentials: grpcServerCredentials(options.tls),
     serverOptions,
     shutdownGraceMs,
   });

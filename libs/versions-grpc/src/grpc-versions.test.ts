@@ -1,10 +1,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { escapePath } from '@modproxy/gomod';
 import { MemoryStorage } from '@modproxy/storage';
+import { isModuleError } from '@modproxy/errors';
 import {
   createTempDir,
+  createTestCertificates,
   getFreePort,
   removeDir,
   startStaticGoproxy,
@@ -65,13 +68,24 @@ describe('GrpcVersions against the VersionService server', () => {
     expect(latest.source).toBe('upstream');
   });
 
-  it('observes and invalidates through the service', async () => {
+  it('observes only stored versions, and invalidates, through the service', async () => {
+    await expect(client.observe(MODULE, 'v1.3.0')).rejects.toMatchObject({ kind: 'not-found' });
+    expect((await client.list(MODULE)).versions).toEqual(['v1.0.0', 'v1.2.0', 'v1.10.0-rc.1']);
+    await storage.save({
+      module: MODULE,
+      version: 'v1.3.0',
+      info: Buffer.from('{"Version":"v1.3.0"}'),
+      mod: Buffer.from(`module ${MODULE}\n`),
+      zip: Readable.from([Buffer.from('zip bytes')]),
+    });
     await client.observe(MODULE, 'v1.3.0');
     expect((await client.list(MODULE)).versions).toEqual(['v1.0.0', 'v1.2.0', 'v1.3.0', 'v1.10.0-rc.1']);
     const before = upstream.requestCount(`/${escapePath(MODULE)}/@v/list`);
     await client.invalidate(MODULE);
     expect((await client.list(MODULE)).source).toBe('upstream');
     expect(upstream.requestCount(`/${escapePath(MODULE)}/@v/list`)).toBe(before + 1);
+    await storage.delete(MODULE, 'v1.3.0');
+    await client.invalidate(MODULE);
   });
 
   it('carries error kinds: not found, invalid input, wrong token', async () => {
@@ -131,5 +145,45 @@ describe('GrpcVersions against the VersionService server', () => {
     expect(failovers).toEqual(['list unavailable']);
     expect(failover.degraded).toBe(true);
     await failover.close();
+  });
+});
+
+describe('VersionService over TLS', () => {
+  it('answers clients that trust its CA, health checks included, and nothing to plaintext clients or clients of another CA', async () => {
+    const { ca, server: identity } = createTestCertificates();
+    const storage = new MemoryStorage();
+    const engine = new CachedVersions({ store: new MemoryVersionStore(), storage });
+    await storage.save({
+      module: MODULE,
+      version: 'v1.0.0',
+      info: Buffer.from('{"Version":"v1.0.0"}'),
+      mod: Buffer.from(`module ${MODULE}\n`),
+      zip: Readable.from([Buffer.from('zip bytes')]),
+    });
+    const server = await startVersionsGrpcServer({ service: engine, port: 0, tls: identity });
+    const url = `127.0.0.1:${server.port}`;
+    const secure = new GrpcVersions({ url, tls: { ca: ca.cert } });
+    const plain = new GrpcVersions({ url, tls: false, deadlineMs: 2_000, shortDeadlineMs: 2_000 });
+    const stranger = new GrpcVersions({
+      url,
+      tls: { ca: createTestCertificates({ caName: 'another CA' }).ca.cert },
+      deadlineMs: 2_000,
+      shortDeadlineMs: 2_000,
+    });
+    try {
+      expect(await secure.serving()).toBe(true);
+      expect((await secure.list(MODULE)).versions).toEqual(['v1.0.0']);
+      for (const client of [plain, stranger]) {
+        const error = await client.list(MODULE).catch((e: unknown) => e);
+        expect(isModuleError(error, 'unavailable') || isModuleError(error, 'timeout'), String(error)).toBe(
+          true,
+        );
+        expect(await client.serving()).toBe(false);
+      }
+    } finally {
+      await Promise.all([secure.close(), plain.close(), stranger.close()]);
+      await server.close();
+      await engine.close();
+    }
   });
 });

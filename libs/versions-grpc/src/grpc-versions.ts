@@ -1,5 +1,4 @@
 import {
-  credentials,
   makeGenericClientConstructor,
   status,
   type ChannelCredentials,
@@ -12,7 +11,12 @@ import { service as healthService } from 'grpc-health-check';
 import { lathensV1 } from '@modproxy/contracts';
 import { errors, type ModuleError, type ModuleErrorOptions } from '@modproxy/errors';
 import type { CallOptions } from '@modproxy/storage';
-import { bearerMetadata, fromGrpcError } from '@modproxy/storage-grpc';
+import {
+  bearerMetadata,
+  fromGrpcError,
+  grpcChannelCredentials,
+  type GrpcClientTls,
+} from '@modproxy/storage-grpc';
 import type { LatestAnswer, ListAnswer } from '@modproxy/versions';
 import { sourceFromWire, type VersionService } from './version-service';
 import { VERSION_SERVICE_NAME } from './versions-grpc-server';
@@ -22,6 +26,11 @@ export interface GrpcVersionsOptions {
   url: string;
   /** Shared token sent as `authorization: Bearer <token>`. Default: none. */
   token?: string;
+  /**
+   * TLS: an object connects with TLS (health checks too), trusting `ca` when given and the
+   * system roots otherwise; `false` connects in plaintext. Default: `false`.
+   */
+  tls?: GrpcClientTls;
   /**
    * Deadline of list and latest. Lathens may wait for a slow upstream (its own wait timeout,
    * 30 s by default), so this is longer. Default: 35000.
@@ -76,12 +85,9 @@ export class GrpcVersions implements VersionService {
     this.deadlineMs = options.deadlineMs ?? 35_000;
     this.shortDeadlineMs = options.shortDeadlineMs ?? 5_000;
     const channelOptions = { 'grpc.keepalive_time_ms': 60_000, 'grpc.keepalive_timeout_ms': 20_000 };
-    this.client = new lathensV1.VersionServiceClient(
-      options.url,
-      credentials.createInsecure(),
-      channelOptions,
-    );
-    this.health = new HealthClientConstructor(options.url, credentials.createInsecure());
+    const channelCredentials = grpcChannelCredentials(options.tls);
+    this.client = new lathensV1.VersionServiceClient(options.url, channelCredentials, channelOptions);
+    this.health = new HealthClientConstructor(options.url, channelCredentials);
   }
 
   async list(module: string, options: CallOptions = {}): Promise<ListAnswer> {

@@ -105,7 +105,8 @@ export function createVersionServiceHandlers(
         stale: answer.stale,
       };
     }),
-    observe: unary('observe', token, async (request: lathensV1.ObserveRequest, _signal, op) => {
+    // The service lists only what its storage confirms is stored: callers are not trusted to say so.
+    observe: unary('observe', token, async (request: lathensV1.ObserveRequest, signal, op) => {
       if (!isCanonicalVersion(request.version)) {
         throw errors.invalidArgument(
           op,
@@ -116,7 +117,7 @@ export function createVersionServiceHandlers(
           },
         );
       }
-      await service.observe(request.module, request.version);
+      await service.observe(request.module, request.version, { signal });
       return {};
     }),
     invalidate: unary('invalidate', token, async (request: lathensV1.InvalidateRequest) => {

@@ -1,5 +1,5 @@
-import { type Server, ServerCredentials } from '@grpc/grpc-js';
-import { serveGrpc } from '@modproxy/storage-grpc';
+import type { Server } from '@grpc/grpc-js';
+import { grpcServerCredentials, serveGrpc, type GrpcServerTls } from '@modproxy/storage-grpc';
 import { lathensV1 } from '@modproxy/contracts';
 import {
   createVersionServiceHandlers,
@@ -17,6 +17,8 @@ export interface VersionsGrpcServerOptions extends VersionServiceOptions {
   host?: string;
   /** Port; 0 picks a free one (see the returned `port`). */
   port: number;
+  /** Serve TLS with this certificate. Default: plaintext. */
+  tls?: GrpcServerTls;
   /** How long `close()` lets running calls finish before cutting them off. Default: 10000. */
   shutdownGraceMs?: number;
 }
@@ -31,7 +33,7 @@ export interface VersionsGrpcServer {
   close(): Promise<void>;
 }
 
-/** Serves `modproxy.lathens.v1.VersionService` and `grpc.health.v1.Health` (plaintext, for a private network). */
+/** Serves `modproxy.lathens.v1.VersionService` and `grpc.health.v1.Health`, over TLS when given a certificate. */
 export async function startVersionsGrpcServer(
   options: VersionsGrpcServerOptions,
 ): Promise<VersionsGrpcServer> {
@@ -49,7 +51,7 @@ export async function startVersionsGrpcServer(
       ),
     host,
     port: options.port,
-    credentials: ServerCredentials.createInsecure(),
+    credentials: grpcServerCredentials(options.tls),
     serverOptions: {
       'grpc.keepalive_time_ms': 60_000,
       'grpc.keepalive_timeout_ms': 20_000,

@@ -9,7 +9,7 @@ import { BullmqRevalidationWorker } from './bullmq-revalidation-worker';
 import { CachedVersions, type CachedVersionsOptions } from './cached-versions';
 import { createCacheRedis, createQueueRedis, waitForRedis } from './redis-connection';
 import { RedisVersionStore } from './redis-version-store';
-import { eventually, GoproxyFixture, sleep } from './test-support/goproxy-fixture';
+import { eventually, GoproxyFixture, sleep, storeVersion } from './test-support/goproxy-fixture';
 
 /** One lathens replica: its own connections, store, queue producer and worker. */
 interface Replica {
@@ -110,13 +110,17 @@ describe('CachedVersions replicas sharing one Redis', () => {
     expect(group.reduce((sum, { worker }) => sum + worker.processedJobs, 0)).toBeGreaterThanOrEqual(1);
   });
 
-  it('shows an observed version on every replica at once', async () => {
+  it('shows an observed version on every replica at once, once storage holds it', async () => {
     const module = 'example.test/observed/lib';
     await upstream.publish(module, ['v1.0.0']);
     const group = await replicas(3);
     await flood(group, module, 30);
     expect(upstream.listCalls(module)).toBe(1);
 
+    await expect(group[0]!.engine.observe(module, 'v1.99.0')).rejects.toMatchObject({ kind: 'not-found' });
+    for (const { engine } of group) expect((await engine.list(module)).versions).toEqual(['v1.0.0']);
+
+    await storeVersion(storage, module, 'v1.1.0');
     await group[0]!.engine.observe(module, 'v1.1.0');
     for (const { engine } of group) {
       expect(await engine.list(module)).toEqual({

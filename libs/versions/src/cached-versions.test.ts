@@ -212,6 +212,7 @@ describe('CachedVersions over the embedded store', () => {
     await engine.latest(module);
     await upstream.publish(module, ['v1.0.0', 'v1.1.0']);
 
+    await storeVersion(storage, module, 'v1.1.0');
     await engine.observe(module, 'v1.1.0');
     await engine.observe(module, 'v0.0.0-20240101000000-abcdefabcdef');
     expect(await engine.list(module)).toEqual({
@@ -225,10 +226,20 @@ describe('CachedVersions over the embedded store', () => {
     expect(upstream.latestCalls(module)).toBe(2);
 
     // An older version changes nothing about latest.
+    await storeVersion(storage, module, 'v0.5.0');
     await engine.observe(module, 'v0.5.0');
     expect((await engine.latest(module)).source).toBe('cache');
     expect((await engine.list(module)).versions).toEqual(['v0.5.0', 'v1.0.0', 'v1.1.0']);
     await expect(engine.observe(module, 'v1.2')).rejects.toMatchObject({ kind: 'invalid-argument' });
+  });
+
+  it('refuses to observe a version that storage does not hold, and lists nothing for it', async () => {
+    await upstream.publish(module, ['v1.0.0']);
+    start();
+    await engine.list(module);
+    await expect(engine.observe(module, 'v1.99.0')).rejects.toMatchObject({ kind: 'not-found' });
+    expect((await engine.list(module)).versions).toEqual(['v1.0.0']);
+    expect(JSON.parse((await engine.latest(module)).info.toString()).Version).toBe('v1.0.0');
   });
 
   it('makes an observed version of a negatively cached module findable', async () => {

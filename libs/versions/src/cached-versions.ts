@@ -63,7 +63,10 @@ export interface CachedVersionsEvents {
 export interface CachedVersionsOptions {
   /** Where answers, leases and negative entries live; shared by replicas when it is Redis. Not closed here. */
   store: VersionStore;
-  /** Stored versions are merged into every fetched list, and answer when upstream cannot. Not closed here. */
+  /**
+   * Stored versions are merged into every fetched list, and answer when upstream cannot; only
+   * versions it holds can be observed. Not closed here.
+   */
   storage: ModuleStorage;
   /** Absent: offline, whatever `networkMode` says. */
   upstream?: Upstream;
@@ -141,6 +144,7 @@ function sleep(ms: number): Promise<void> {
  */
 export class CachedVersions implements VersionsProvider {
   private readonly store: VersionStore;
+  private readonly storage: ModuleStorage;
   private readonly networkMode: NetworkMode;
   private readonly queue: RevalidationQueue;
   private readonly ownQueue: InProcessRevalidationQueue | undefined;
@@ -166,6 +170,7 @@ export class CachedVersions implements VersionsProvider {
 
   constructor(options: CachedVersionsOptions) {
     this.store = options.store;
+    this.storage = options.storage;
     this.networkMode = options.upstream ? (options.networkMode ?? 'fallback') : 'offline';
     const upstreamTimeoutMs = options.upstreamTimeoutMs ?? 30_000;
     const upstream = this.networkMode === 'offline' ? undefined : options.upstream;
@@ -215,15 +220,25 @@ export class CachedVersions implements VersionsProvider {
    * Lists the version from now on, on every replica sharing the store, and makes a cached
    * latest answer that the version would beat due for a refresh (upstream decides `@latest`,
    * e.g. it knows retractions). Pseudo-versions change nothing: they are never listed.
+   * Only a version that storage holds is listed: observe is reachable by anyone who can call
+   * lathens, and a version that is only claimed would otherwise appear in every replica's list
+   * (`not-found` when storage does not have it).
    */
-  async observe(module: string, version: string): Promise<void> {
+  async observe(module: string, version: string, options: CallOptions = {}): Promise<void> {
+    const op = 'versions.observe';
     if (!isCanonicalVersion(version)) {
-      throw errors.invalidArgument('versions.observe', `invalid version "${version}": not canonical`, {
+      throw errors.invalidArgument(op, `invalid version "${version}": not canonical`, {
         module,
         version,
       });
     }
     if (this.networkMode === 'offline' || isPseudoVersion(version)) return;
+    if (!(await this.storage.exists(module, version, options))) {
+      throw errors.notFound(op, `${module}@${version} is not stored: only stored versions are listed`, {
+        module,
+        version,
+      });
+    }
     await this.store.observe(module, version);
     const latest = (await this.store.read('latest', module)).answer;
     if (!latest || latest.fetchedAt === 0) return;

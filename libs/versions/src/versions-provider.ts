@@ -27,7 +27,10 @@ export interface LatestAnswer {
 export interface VersionsProvider {
   list(module: string, options?: CallOptions): Promise<ListAnswer>;
   latest(module: string, options?: CallOptions): Promise<LatestAnswer>;
-  /** A version now exists (it was stored or found by a crawl): show it in list answers at once. */
-  observe(module: string, version: string): Promise<void>;
+  /**
+   * A version was stored: show it in list answers at once. Implementations that cache may
+   * check with storage first and refuse (`not-found`) a version it does not hold.
+   */
+  observe(module: string, version: string, options?: CallOptions): Promise<void>;
   close(): Promise<void>;
 }
