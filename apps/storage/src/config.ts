@@ -6,7 +6,9 @@ import {
   type LoadConfigOptions,
   logLevel,
   port,
+  positiveInt,
 } from '@modproxy/config';
+import { MAX_ZIP_FILE } from '@modproxy/modzip';
 import { isLoopbackHost } from '@modproxy/storage-grpc';
 
 /** Every variable the storage service reads; README.md documents each one. */
@@ -27,6 +29,12 @@ export const storageConfigSchema = z
     STORAGE_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
     /** Serve without a token on an address other machines reach (GRPC_HOST not loopback). */
     GRPC_ALLOW_UNAUTHENTICATED: booleanFlag(false),
+    /** Largest zip a Save may carry; at most the go command's module zip limit (500 MiB). */
+    MAX_ZIP_BYTES: positiveInt(MAX_ZIP_FILE).pipe(
+      z
+        .number()
+        .max(MAX_ZIP_FILE, `must not exceed ${MAX_ZIP_FILE} (500 MiB, the go command's module zip limit)`),
+    ),
     TLS_CERT_FILE: z.string().optional(),
     TLS_KEY_FILE: z.string().optional(),
     READINESS_INTERVAL_MS: durationMs(5_000),

@@ -57,6 +57,7 @@ export async function startStorageService(
     port: config.GRPC_PORT,
     ...(config.STORAGE_TOKEN ? { token: config.STORAGE_TOKEN } : {}),
     ...(tls ? { tls } : {}),
+    maxZipBytes: config.MAX_ZIP_BYTES,
     shutdownGraceMs: config.SHUTDOWN_TIMEOUT_MS,
   });
 

@@ -71,10 +71,10 @@ export async function startStorageGrpcServer(options: StorageGrpcServerOptions):
     register: (server) =>
       server.addService(
         storageV1.StorageServiceService,
-        createStorageServiceHandlers(
-          options.storage,
-          options.token === undefined ? {} : { token: options.token },
-        ),
+        createStorageServiceHandlers(options.storage, {
+          ...(options.token === undefined ? {} : { token: options.token }),
+          ...(options.maxZipBytes === undefined ? {} : { maxZipBytes: options.maxZipBytes }),
+        }),
       ),
     host,
     port: options.port,

@@ -12,6 +12,7 @@ import {
 import { storageV1 } from '@modproxy/contracts';
 import { errors, toModuleError, type ModuleError, type ModuleErrorOptions } from '@modproxy/errors';
 import { checkModulePath, isCanonicalVersion } from '@modproxy/gomod';
+import { MAX_ZIP_FILE } from '@modproxy/modzip';
 import type { ModuleStorage, ZipContent } from '@modproxy/storage';
 import { MessageWriter } from './backpressure';
 import { hasBearerToken } from './bearer-token';
@@ -32,6 +33,12 @@ export interface StorageServiceOptions {
    * Default: none, every call is accepted (for loopback or an otherwise protected network).
    */
   token?: string;
+  /**
+   * Largest zip a Save may carry, counted as the bytes arrive (a header need not declare a
+   * size): a longer upload fails with INVALID_ARGUMENT and nothing is stored, whatever the
+   * backend. Default: 500 MiB, the go command's module zip limit.
+   */
+  maxZipBytes?: number;
 }
 
 function refsOf(module: string, version?: string): ModuleErrorOptions {
@@ -122,13 +129,18 @@ async function sendZip(
   }
 }
 
-function checkHeader(op: string, header: SaveHeader): SaveHeader {
+function zipTooLarge(op: string, maxZipBytes: number, refs: ModuleErrorOptions): ModuleError {
+  return errors.invalidArgument(op, `zip exceeds the limit of ${maxZipBytes} bytes`, refs);
+}
+
+function checkHeader(op: string, header: SaveHeader, maxZipBytes: number): SaveHeader {
   const { module, version, zipSize, zipSha256 } = header;
   checkModuleVersion(op, module, version);
   const refs = refsOf(module, version);
   if (zipSize !== undefined && (!Number.isSafeInteger(zipSize) || zipSize < 0)) {
     throw errors.invalidArgument(op, `invalid zip size ${zipSize}`, refs);
   }
+  if (zipSize !== undefined && zipSize > maxZipBytes) throw zipTooLarge(op, maxZipBytes, refs);
   const sha256 = zipSha256.toLowerCase();
   if (sha256 !== '' && !SHA256_HEX.test(sha256)) {
     throw errors.invalidArgument(op, 'zip SHA-256 must be 64 hex digits', refs);
@@ -147,6 +159,7 @@ function receiveSave(
   call: ServerReadableStream<SaveRequest, SaveResponse>,
   callback: sendUnaryData<SaveResponse>,
   op: string,
+  maxZipBytes: number,
 ): void {
   const scope = openServerCallScope(call);
   const hash = createHash('sha256');
@@ -182,7 +195,7 @@ function receiveSave(
   };
 
   const startSave = (first: SaveHeader) => {
-    header = checkHeader(op, first);
+    header = checkHeader(op, first, maxZipBytes);
     zip = new Readable({
       highWaterMark: ZIP_CHUNK_BYTES,
       read: () => {
@@ -220,6 +233,8 @@ function receiveSave(
       );
     }
     received += chunk.length;
+    // Counted here, not trusted to the header: a header may leave the size out.
+    if (received > maxZipBytes) throw zipTooLarge(op, maxZipBytes, refs());
     if (current.zipSize !== undefined && received > current.zipSize) {
       throw errors.invalidArgument(
         op,
@@ -303,6 +318,7 @@ export function createStorageServiceHandlers(
   options: StorageServiceOptions = {},
 ): storageV1.StorageServiceServer {
   const { token } = options;
+  const maxZipBytes = options.maxZipBytes ?? MAX_ZIP_FILE;
   return {
     stat: unary<storageV1.StatRequest, storageV1.StatResponse>('stat', token, async (request, signal, op) => {
       checkModuleVersion(op, request.module, request.version);
@@ -336,7 +352,7 @@ export function createStorageServiceHandlers(
         callback(unauthenticated());
         return;
       }
-      receiveSave(storage, call, callback, 'storage.grpc.save');
+      receiveSave(storage, call, callback, 'storage.grpc.save', maxZipBytes);
     }) satisfies handleClientStreamingCall<SaveRequest, SaveResponse>,
     list: unary<storageV1.ListRequest, storageV1.ListResponse>('list', token, async (request, signal) => {
       checkModulePath(request.module);
