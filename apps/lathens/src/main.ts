@@ -1,4 +1,5 @@
 import { runService } from '@modproxy/runtime';
+import { formatGoproxyList, parseGoproxyList } from '@modproxy/upstream';
 import { loadLathensConfig } from './config';
 import { startLathens } from './server';
 
@@ -11,7 +12,7 @@ runService({
       {
         http: lathens.httpUrl,
         grpc: lathens.grpcAddress,
-        upstream: config.UPSTREAM,
+        upstream: formatGoproxyList(parseGoproxyList(config.UPSTREAM)),
         mode: config.NETWORK_MODE,
         worker: config.RUN_WORKER,
       },

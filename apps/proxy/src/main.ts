@@ -1,4 +1,5 @@
 import { runService } from '@modproxy/runtime';
+import { formatGoproxyList, parseGoproxyList } from '@modproxy/upstream';
 import { loadProxyConfig } from './config';
 import { startProxy } from './server';
 
@@ -8,7 +9,12 @@ runService({
   start: async (config, logger) => {
     const proxy = await startProxy(config, logger);
     logger.info(
-      { url: proxy.url, storage: config.STORAGE_TYPE, upstream: config.UPSTREAM, mode: config.DOWNLOAD_MODE },
+      {
+        url: proxy.url,
+        storage: config.STORAGE_TYPE,
+        upstream: formatGoproxyList(parseGoproxyList(config.UPSTREAM)),
+        mode: config.DOWNLOAD_MODE,
+      },
       'proxy listening',
     );
     return {

@@ -1,2 +1,5 @@
 export * from './load-config';
 export * from './schema-helpers';
+export * from './redact-url';
+export * from './secret-redactor';
+export * from './config-secrets';

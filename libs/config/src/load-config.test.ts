@@ -48,6 +48,48 @@ describe('loadConfig', () => {
     }
   });
 
+  it('never echoes URL userinfo or a secret of another variable', () => {
+    const withUrls = schema.extend({
+      UPSTREAM: z.string().regex(/^https?:\/\/\S+$/, 'must be an http URL'),
+      REDIS_URL: z.string().regex(/^redis:\/\//, 'must be a redis:// URL'),
+      MONGODB_URI: z.string().regex(/^mongodb:\/\//, 'must be a mongodb:// URL'),
+      LABEL: z.string().max(3, 'must be brief'),
+    });
+    const env = {
+      UPSTREAM: 'http://bob:hunter2@bad host',
+      REDIS_URL: 'http://redisuser:redispass@127.0.0.1:6379',
+      MONGODB_URI: 'mongo://mongouser:mongopass@db',
+      API_TOKEN: 'short',
+      LABEL: 'mentions hunter2 and mongopass',
+    };
+    let message = '';
+    try {
+      loadConfig(withUrls, { env });
+    } catch (error) {
+      message = String(error);
+    }
+    expect(message).toMatch(/UPSTREAM: must be an http URL \(got "http:\/\/xxxxx@bad host"\)/);
+    expect(message).toMatch(/REDIS_URL: must be a redis:\/\/ URL \(got "http:\/\/xxxxx@127\.0\.0\.1:6379"\)/);
+    expect(message).toMatch(/MONGODB_URI: must be a mongodb:\/\/ URL \(got "<redacted>"\)/);
+    expect(message).toMatch(/LABEL: must be brief \(got "mentions \[redacted\] and \[redacted\]"\)/);
+    for (const secret of ['bob', 'hunter2', 'redisuser', 'redispass', 'mongouser', 'mongopass', 'short']) {
+      expect(message).not.toContain(secret);
+    }
+  });
+
+  it('does not quote a malformed CONFIG_FILE, which may hold tokens', () => {
+    const file = join(dir, 'leaky.json');
+    writeFileSync(file, '{"API_TOKEN": "file-token-0123456789" "PORT": 1}');
+    let message = '';
+    try {
+      loadConfig(schema, { env: { CONFIG_FILE: file } });
+    } catch (error) {
+      message = String(error);
+    }
+    expect(message).toMatch(/CONFIG_FILE: .*leaky\.json is not valid JSON \(at position \d+\)/);
+    expect(message).not.toContain('file-token');
+  });
+
   it('reads a JSON file named by CONFIG_FILE, with the environment winning', () => {
     const file = join(dir, 'config.json');
     writeFileSync(file, JSON.stringify({ PORT: 9000, MODE: 'async' }));

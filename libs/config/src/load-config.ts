@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { configSecrets } from './config-secrets';
+import { SecretRedactor } from './secret-redactor';
 
 /** Start-up stops with this error; its message names every variable that is wrong. */
 export class ConfigError extends Error {
@@ -32,7 +34,9 @@ function readConfigFile(path: string, variable: string): Raw {
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`${variable}: ${path} is not valid JSON: ${(error as Error).message}`);
+    // V8's message quotes the text around the mistake, and that text may be a token.
+    const at = /at position \d+/.exec((error as Error).message)?.[0];
+    throw new ConfigError(`${variable}: ${path} is not valid JSON${at ? ` (${at})` : ''}`);
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new ConfigError(`${variable}: ${path} must hold a JSON object of VARIABLE: value pairs`);
@@ -61,18 +65,22 @@ export function loadConfig<S extends z.ZodObject>(schema: S, options: LoadConfig
   }
   const result = schema.safeParse(raw);
   if (!result.success) {
+    // Neither the values echoed nor the messages (a URL quoted by a validator) may show a
+    // secret, of this variable or of any other.
+    const redactor = new SecretRedactor(configSecrets(raw));
     const lines = result.error.issues.map((issue) => {
       const variable = issue.path.join('.') || '(configuration)';
       const got = issue.path.length > 0 ? raw[String(issue.path[0])] : undefined;
       const shown =
-        got === undefined ? '' : ` (got ${JSON.stringify(isSecret(variable) ? '<redacted>' : got)})`;
-      return `  ${variable}: ${issue.message}${shown}`;
+        got === undefined ? '' : ` (got ${JSON.stringify(neverEchoed(variable) ? '<redacted>' : got)})`;
+      return redactor.redact(`  ${variable}: ${issue.message}${shown}`);
     });
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   return result.data;
 }
 
-function isSecret(variable: string): boolean {
+/** Variables whose value is not even partly shown in an error: secrets, and keys and URIs that may hold one. */
+function neverEchoed(variable: string): boolean {
   return /TOKEN|PASSWORD|SECRET|KEY|CREDENTIAL|AUTHORIZATION|URI/i.test(variable);
 }

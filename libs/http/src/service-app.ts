@@ -1,4 +1,5 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { redactText } from '@modproxy/config';
 import { httpStatusForKind, isModuleError } from '@modproxy/errors';
 import type { HttpMetrics, Logger } from '@modproxy/observability';
 
@@ -48,7 +49,7 @@ export function createServiceApp(options: ServiceAppOptions): express.Express {
     try {
       sendText(res, 200, `${await options.readiness()}\n`);
     } catch (error) {
-      sendText(res, 503, `not ready: ${(error as Error).message}\n`);
+      sendText(res, 503, `not ready: ${redactText((error as Error).message)}\n`);
     }
   });
 
@@ -89,7 +90,8 @@ export function finishServiceApp(app: express.Express, logger: Logger): express.
       if (error.retryAfterSeconds !== undefined) {
         res.setHeader('Retry-After', String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
       }
-      return sendText(res, status, `${error.message}\n`);
+      // The message is the client's; an adapter's text quoting a URL still loses its userinfo.
+      return sendText(res, status, `${redactText(error.message)}\n`);
     }
     logger.error({ err: error, path: req.path }, 'unexpected error');
     if (res.headersSent) return res.destroy();

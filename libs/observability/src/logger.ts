@@ -1,4 +1,5 @@
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { REDACTED, SecretRedactor } from '@modproxy/config';
 
 export type { Logger } from 'pino';
 
@@ -9,10 +10,20 @@ export interface CreateLoggerOptions {
   level?: LoggerOptions['level'];
   /** Where lines go; default stdout. Tests pass a stream to read them back. */
   destination?: NodeJS.WritableStream;
+  /**
+   * The secrets this process knows (runService builds it from the validated configuration);
+   * every line is cleaned of them. Default: none known, URL userinfo is still hidden.
+   */
+  redactor?: SecretRedactor;
 }
 
-/** Structured JSON logs; secrets in well-known fields never reach the output. */
+/**
+ * Structured JSON logs that never carry a secret: fields with well-known secret names are
+ * censored, and then every line, whatever field or message holds it, is cleaned of the
+ * configuration's secret values and of the userinfo of any URL.
+ */
 export function createLogger(options: CreateLoggerOptions): Logger {
+  const redactor = options.redactor ?? new SecretRedactor();
   const config: LoggerOptions = {
     level: options.level ?? 'info',
     base: { service: options.service },
@@ -24,12 +35,16 @@ export function createLogger(options: CreateLoggerOptions): Logger {
         'authorization',
         '*.authorization',
         'headers.authorization',
+        '*.headers.authorization',
         'password',
         '*.password',
+        // ioredis attaches the failed command to its errors, AUTH's password included.
+        'err.command.args',
       ],
-      censor: '[redacted]',
+      censor: REDACTED,
     },
     formatters: { level: (label) => ({ level: label }) },
+    hooks: { streamWrite: (line) => redactor.redactJson(line) },
   };
   return options.destination ? pino(config, options.destination) : pino(config);
 }

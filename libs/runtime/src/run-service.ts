@@ -1,4 +1,4 @@
-import { ConfigError } from '@modproxy/config';
+import { ConfigError, configSecrets, redactText, SecretRedactor } from '@modproxy/config';
 import { createLogger, type Logger } from '@modproxy/observability';
 
 export interface RunningService {
@@ -19,10 +19,15 @@ export interface RunServiceOptions<C extends { LOG_LEVEL: string }> {
  * The process around an app: configuration validated first (a wrong value exits 2 with a
  * message naming the variable, before anything starts), then start, then graceful shutdown on
  * SIGTERM/SIGINT.
+ *
+ * Everything the process prints passes through one {@link SecretRedactor} made from the
+ * validated configuration: every log line, the banner, and a start-up failure (a driver's
+ * error may quote its connection string).
  */
 export function runService<C extends { LOG_LEVEL: string }>(options: RunServiceOptions<C>): void {
+  let redact = redactText;
   const fail = (code: number, message: string): never => {
-    process.stderr.write(`${options.name}: ${message}\n`);
+    process.stderr.write(`${options.name}: ${redact(message)}\n`);
     process.exit(code);
   };
   let config: C;
@@ -32,10 +37,12 @@ export function runService<C extends { LOG_LEVEL: string }>(options: RunServiceO
     if (error instanceof ConfigError) return fail(2, error.message);
     throw error;
   }
-  const logger = createLogger({ service: options.name, level: config.LOG_LEVEL });
+  const redactor = new SecretRedactor(configSecrets(config));
+  redact = (text) => redactor.redact(text);
+  const logger = createLogger({ service: options.name, level: config.LOG_LEVEL, redactor });
   options.start(config, logger).then(
     (service) => {
-      process.stdout.write(`${service.banner}\n`);
+      process.stdout.write(`${redact(service.banner)}\n`);
       let stopping = false;
       // A terminal's Ctrl-C reaches both `npm start` and the app, and npm forwards it again:
       // later signals must not cut the graceful shutdown short.

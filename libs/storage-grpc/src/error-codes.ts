@@ -1,4 +1,5 @@
 import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/grpc-js';
+import { redactText } from '@modproxy/config';
 import { ModuleError, toModuleError, type ErrorKind, type ModuleErrorOptions } from '@modproxy/errors';
 
 /**
@@ -83,7 +84,8 @@ export function toGrpcStatusError(
   const moduleError = toModuleError(error, op, options);
   const metadata = new Metadata();
   metadata.set(ERROR_KIND_METADATA_KEY, moduleError.kind);
-  return grpcStatusError(grpcStatusForKind(moduleError.kind), moduleError.message, metadata);
+  // Details travel to other services and may end up in an HTTP body: no URL userinfo.
+  return grpcStatusError(grpcStatusForKind(moduleError.kind), redactText(moduleError.message), metadata);
 }
 
 function isServiceError(error: unknown): error is ServiceError {

@@ -51,6 +51,17 @@ describe('startRedisServer', () => {
       await redis.stop();
     }
   });
+
+  it('requires a password when given one', async () => {
+    const redis = await startRedisServer({ password: 'redis-pass-0123' });
+    try {
+      expect(await command(redis.port, 'PING')).toMatch(/^-NOAUTH/);
+      expect(await command(redis.port, 'AUTH wrong-pass')).toMatch(/^-WRONGPASS/);
+      expect(await command(redis.port, 'AUTH redis-pass-0123')).toBe('+OK');
+    } finally {
+      await redis.stop();
+    }
+  });
 });
 
 /** The server's own pid, from INFO server. */

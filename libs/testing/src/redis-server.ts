@@ -18,6 +18,8 @@ export interface StartRedisServerOptions {
   binary?: string;
   /** How long start-up may take before it fails. Default 10000 ms. */
   startTimeoutMs?: number;
+  /** Clients must AUTH with this (`--requirepass`); `url` does not carry it. Default: none. */
+  password?: string;
 }
 
 const STOP_GRACE_MS = 5_000;
@@ -26,8 +28,8 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** One PING over a raw socket: true when the server answered PONG. */
-function ping(port: number): Promise<boolean> {
+/** One PING over a raw socket (after AUTH when a password is set): true when the server answered PONG. */
+function ping(port: number, password: string | undefined): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
     let answer = '';
@@ -37,10 +39,12 @@ function ping(port: number): Promise<boolean> {
     };
     socket.setTimeout(1_000, () => done(false));
     socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
+    const auth = password === undefined ? '' : `AUTH ${JSON.stringify(password)}\r\n`;
+    const expected = password === undefined ? '+PONG\r\n' : '+OK\r\n+PONG\r\n';
+    socket.once('connect', () => socket.write(`${auth}PING\r\n`));
     socket.on('data', (data: Buffer) => {
       answer += data.toString('latin1');
-      if (answer.includes('\r\n')) done(answer.startsWith('+PONG'));
+      if (answer.length >= expected.length || answer.startsWith('-')) done(answer.startsWith(expected));
     });
   });
 }
@@ -79,6 +83,7 @@ export async function startRedisServer(options: StartRedisServerOptions = {}): P
       'no',
       '--dir',
       dir,
+      ...(options.password === undefined ? [] : ['--requirepass', options.password]),
     ];
     const started = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -97,7 +102,7 @@ export async function startRedisServer(options: StartRedisServerOptions = {}): P
       if (started.exitCode !== null || started.signalCode !== null) {
         throw new Error(`redis-server exited during start-up (port ${port}):\n${output}`);
       }
-      if (await ping(port)) return started;
+      if (await ping(port, options.password)) return started;
       await sleep(25);
     }
     await stopChild(started);

@@ -72,16 +72,22 @@ describe('parseGoproxyList', () => {
     expect(parseError(' , | ')).toMatch(/no entries/);
   });
 
-  it('does not repeat a password in its error message', () => {
-    const message = parseError('https://user:hunter2@a.example,gopher://user:hunter2@b.example');
+  it('repeats neither the user name nor the password in its error message', () => {
+    const message = parseError('https://bob:hunter2@a.example,gopher://bob:hunter2@b.example');
     expect(message).not.toContain('hunter2');
-    expect(message).toContain('user:xxxxx@');
+    expect(message).not.toContain('bob');
+    expect(message).toContain('https://xxxxx@a.example');
+    expect(parseError('http://bob:hunter2@bad host')).toBe(
+      'invalid GOPROXY "http://xxxxx@bad host": proxy URL "http://xxxxx@bad host" is not a valid URL',
+    );
   });
 });
 
 describe('formatGoproxyList', () => {
-  it('writes the list back with its separators and passwords redacted', () => {
-    const entries = parseGoproxyList('https://u:p@a.example/,https://b.example|direct');
-    expect(formatGoproxyList(entries)).toBe('https://u:xxxxx@a.example,https://b.example|direct');
+  it('writes the list back with its separators and userinfo redacted', () => {
+    const entries = parseGoproxyList('https://u:p@a.example/,https://b.example|https://u@c.example|direct');
+    expect(formatGoproxyList(entries)).toBe(
+      'https://xxxxx@a.example,https://b.example|https://xxxxx@c.example|direct',
+    );
   });
 });
