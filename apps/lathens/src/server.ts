@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { closeHttp, listenHttp, urlHost } from '@modproxy/http';
 import type { Logger } from '@modproxy/observability';
+import { fetchTempDirs, leftoverFetchDirAgeMs, startTempDirSweeps } from '@modproxy/runtime';
 import { startVersionsGrpcServer, type VersionsGrpcServer } from '@modproxy/versions-grpc';
 import { composeLathens, type LathensComposition, type LathensOverrides } from './compose';
 import type { LathensConfig } from './config';
@@ -53,12 +54,21 @@ export async function startLathens(
 
   const http = createServer(composition.app);
   const httpUrl = await listenHttp(http, config.HTTP_PORT, config.HOST);
+  // Temp directories of the go command that a crash left behind (each removes its own by its deadline).
+  const tempDirSweeps = startTempDirSweeps(fetchTempDirs(config.GO_WORK_DIR, config.UPSTREAM_TIMEOUT_MS), {
+    intervalMs: leftoverFetchDirAgeMs(config.UPSTREAM_TIMEOUT_MS) / 4,
+    onRemoved: (dir, names) =>
+      logger.info({ dir, count: names.length }, 'removed leftover fetch temp directories'),
+    onError: (dir, error) =>
+      logger.warn({ dir, err: error }, 'could not sweep leftover fetch temp directories'),
+  });
 
   let closing: Promise<void> | undefined;
   const shutdown = () => {
     closing ??= (async () => {
       composition.beginShutdown();
       await Promise.all([closeHttp(http, config.SHUTDOWN_TIMEOUT_MS), grpc.close()]);
+      await tempDirSweeps.stop();
       await composition.close();
       logger.info('lathens stopped');
     })();

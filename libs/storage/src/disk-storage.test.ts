@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -143,22 +144,69 @@ describe('DiskStorage', () => {
     await storage.close();
   });
 
-  it('removes work files of dead processes on open and keeps those of live ones', async () => {
+  it('removes work of dead owners on open and keeps that of live ones, whatever their pid', async () => {
     const tmp = join(root, '.tmp');
+    const leases = join(root, '.leases');
     await mkdir(join(tmp, 'junk', 'nested'), { recursive: true });
     await writeFile(join(tmp, 'junk', 'nested', 'zip'), 'partial');
+    // The pid-named work directories of earlier versions, ours and a stranger's.
     await mkdir(join(tmp, '999999999-1-save-abcdef'));
     await writeFile(join(tmp, '999999999-1-save-abcdef', 'info'), '{}');
-    // Our own pid, but another process start: a previous run that had the same pid.
     await mkdir(join(tmp, `${process.pid}-1-save-abcdef`));
     await writeFile(join(tmp, 'stray-file'), 'x');
-    const live = `${process.ppid}-${Date.now()}-save-abcdef`;
-    await mkdir(join(tmp, live));
+    await mkdir(leases);
+    // Another container on another host, pid 1 like every container: alive, its lease fresh.
+    const live = `pod-b_${randomUUID()}`;
+    await writeFile(join(leases, live), JSON.stringify({ host: 'pod-b', pid: 1 }));
+    await mkdir(join(tmp, `${live}+save-AbC123`));
+    await writeFile(join(tmp, `${live}+save-AbC123`, 'zip'), 'mid-save');
+    // A crashed one, also pid 1: its lease was last renewed an hour ago.
+    const dead = `pod-a_${randomUUID()}`;
+    await writeFile(join(leases, dead), JSON.stringify({ host: 'pod-a', pid: 1 }));
+    const anHourAgo = new Date(Date.now() - 3_600_000);
+    await utimes(join(leases, dead), anHourAgo, anHourAgo);
+    await mkdir(join(tmp, `${dead}+save-XyZ789`));
+    // An owner without any lease.
+    await mkdir(join(tmp, `pod-c_${randomUUID()}+delete-1`));
 
     const storage = await DiskStorage.open({ root });
-    expect(await readdir(tmp)).toEqual([live]);
+    expect(await readdir(tmp)).toEqual([`${live}+save-AbC123`]);
+    expect(await readFile(join(tmp, `${live}+save-AbC123`, 'zip'), 'utf8')).toBe('mid-save');
+    const leaseNames = await readdir(leases);
+    expect(leaseNames).toHaveLength(2);
+    expect(leaseNames).toContain(live);
+    expect(leaseNames).not.toContain(dead);
     expect(await storage.catalog({ pageSize: 10 })).toEqual({ entries: [] });
     await storage.close();
+    expect(await readdir(leases)).toEqual([live]);
+  });
+
+  it('keeps renewing its lease and sweeps the work of owners that die while it runs', async () => {
+    const storage = await DiskStorage.open({ root, leaseRenewMs: 20, leaseExpiryMs: 60_000 });
+    const leases = join(root, '.leases');
+    const [own] = await readdir(leases);
+    const ownLease = join(leases, own ?? '');
+    const aged = new Date(Date.now() - 3_600_000);
+    /** Ages our lease and waits until a tick renews it: proof that a tick ran after this call. */
+    const renewal = async () => {
+      await utimes(ownLease, aged, aged);
+      await expect.poll(async () => (await stat(ownLease)).mtimeMs > aged.getTime() + 1_000).toBe(true);
+    };
+    await renewal();
+
+    const other = `pod-d_${randomUUID()}`;
+    await writeFile(join(leases, other), '{}');
+    await mkdir(join(root, '.tmp', `${other}+save-1`));
+    // Alive: whole sweeps (ticks never overlap, so the second renewal follows a complete
+    // sweep) leave it alone; once its lease is old, a sweep removes its work.
+    await renewal();
+    await renewal();
+    expect(await readdir(join(root, '.tmp'))).toEqual([`${other}+save-1`]);
+    await utimes(join(leases, other), aged, aged);
+    await expect.poll(async () => readdir(join(root, '.tmp'))).toEqual([]);
+    await expect.poll(async () => (await readdir(leases)).includes(other)).toBe(false);
+    await storage.close();
+    expect(await readdir(leases)).toEqual([]);
   });
 
   it('does not disturb a save in flight when another storage opens the same root', async () => {
@@ -168,7 +216,7 @@ describe('DiskStorage', () => {
     const tail = patternBuffer(50_000, 9);
     const saving = first.save({ ...input('example.com/inflight', 'v1.0.0'), zip });
     zip.write(head);
-    while ((await readdir(join(root, '.tmp'))).length === 0) await new Promise((r) => setTimeout(r, 5));
+    await expect.poll(async () => (await readdir(join(root, '.tmp'))).length).toBe(1);
     const second = await DiskStorage.open({ root });
     zip.end(tail);
     await saving;

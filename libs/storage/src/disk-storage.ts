@@ -1,6 +1,6 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { addAbortSignal } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -13,6 +13,7 @@ import {
   unescapePath,
   unescapeVersion,
 } from '@modproxy/gomod';
+import { DiskWorkArea, type DiskWorkAreaOptions, errnoCode } from './disk-work-area';
 import { compareCatalogEntries, pageOfSorted, parseCatalogOptions } from './catalog-paging';
 import type {
   CallOptions,
@@ -32,23 +33,16 @@ import {
   toStorageError,
 } from './storage-call';
 
-export interface DiskStorageOptions {
-  /** Directory holding the modules; created when missing. Work files live in its `.tmp`. */
+export interface DiskStorageOptions extends DiskWorkAreaOptions {
+  /**
+   * Directory holding the modules; created when missing. Work files live in its `.tmp` and
+   * leases in its `.leases` (see {@link DiskWorkArea}); it may be shared by processes on many hosts.
+   */
   root: string;
 }
 
-/** Work area under the root; no module path element may start with a dot, so no module can clash. */
-const TMP_DIR = '.tmp';
 const VERSIONS_DIR = '@v';
 const PARTS = ['info', 'mod', 'zip'] as const;
-/**
- * When this process started (ms since the epoch), to tell its work entries from those of an
- * earlier process that had the same pid (pid 1 in a restarted container). Worked out from
- * the process uptime rather than `performance.timeOrigin`, which differs per worker thread.
- */
-const PROCESS_STARTED_MS = Math.round(Date.now() - process.uptime() * 1000);
-/** How far two readings of {@link PROCESS_STARTED_MS} in one process may drift apart. */
-const START_TOLERANCE_MS = 1000;
 const COMMIT_ATTEMPTS = 4;
 
 /**
@@ -66,7 +60,7 @@ export class DiskStorage implements ModuleStorage {
 
   private constructor(
     private readonly root: string,
-    private readonly tmpRoot: string,
+    private readonly work: DiskWorkArea,
   ) {}
 
   /** Opens (creating when needed) the tree at `options.root` and removes work files left by dead processes. */
@@ -76,14 +70,11 @@ export class DiskStorage implements ModuleStorage {
       throw errors.invalidArgument(op, 'root directory is required');
     }
     const root = resolve(options.root);
-    const tmpRoot = join(root, TMP_DIR);
     try {
-      await mkdir(tmpRoot, { recursive: true });
-      await removeStaleWork(tmpRoot);
+      return new DiskStorage(root, await DiskWorkArea.open(root, options));
     } catch (error) {
       throw toStorageError(error, op, undefined);
     }
-    return new DiskStorage(root, tmpRoot);
   }
 
   async exists(module: string, version: string, options: CallOptions = {}): Promise<boolean> {
@@ -141,7 +132,7 @@ export class DiskStorage implements ModuleStorage {
       throwIfAborted(op, signal, refs);
       if (await isComplete(finalDir)) throw alreadyStored(op, refs);
 
-      work = await this.makeWorkDir();
+      work = await this.work.makeDir('save');
       await writeSynced(join(work, 'info'), input.info);
       await writeSynced(join(work, 'mod'), input.mod);
       const hash = createHash('sha256');
@@ -197,7 +188,7 @@ export class DiskStorage implements ModuleStorage {
     try {
       throwIfAborted(op, options.signal, refs);
       // Moved out of sight in one step first, so no reader ever sees a half-removed version.
-      const trash = join(this.tmpRoot, `${workPrefix()}delete-${randomUUID()}`);
+      const trash = await this.work.reservePath('delete');
       try {
         await rename(dir, trash);
       } catch (error) {
@@ -228,6 +219,7 @@ export class DiskStorage implements ModuleStorage {
 
   async close(): Promise<void> {
     await Promise.allSettled(this.commits.values());
+    await this.work.close();
   }
 
   /** Finds every module directory (one holding `@v`) below `dir`, collecting its stored versions. */
@@ -315,20 +307,8 @@ export class DiskStorage implements ModuleStorage {
     }
   }
 
-  private async makeWorkDir(): Promise<string> {
-    const prefix = join(this.tmpRoot, `${workPrefix()}save-`);
-    try {
-      return await mkdtemp(prefix);
-    } catch (error) {
-      // Someone removed `.tmp` by hand while we were running; it is ours to recreate.
-      if (errnoCode(error) !== 'ENOENT') throw error;
-      await mkdir(this.tmpRoot, { recursive: true });
-      return mkdtemp(prefix);
-    }
-  }
-
   private async discard(path: string): Promise<void> {
-    const trash = join(this.tmpRoot, `${workPrefix()}discard-${randomUUID()}`);
+    const trash = await this.work.reservePath('discard');
     try {
       await rename(path, trash);
     } catch (error) {
@@ -357,36 +337,6 @@ export class DiskStorage implements ModuleStorage {
       throw errors.invalidArgument(op, 'path resolves outside the storage root', refs);
     }
     return path;
-  }
-}
-
-function workPrefix(): string {
-  return `${process.pid}-${PROCESS_STARTED_MS}-`;
-}
-
-/**
- * Removes work entries whose owner is gone. Entries of a live process (another storage on
- * the same root, perhaps in this very process) may be mid-save and are left alone.
- */
-async function removeStaleWork(tmpRoot: string): Promise<void> {
-  for (const name of await readdir(tmpRoot)) {
-    if (ownedByLiveProcess(name)) continue;
-    await rm(join(tmpRoot, name), { recursive: true, force: true });
-  }
-}
-
-function ownedByLiveProcess(name: string): boolean {
-  const match = /^(\d+)-(\d+)-/.exec(name);
-  if (!match) return false;
-  const pid = Number(match[1]);
-  const stamp = Number(match[2]);
-  if (pid === process.pid) return Math.abs(stamp - PROCESS_STARTED_MS) <= START_TOLERANCE_MS;
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return errnoCode(error) === 'EPERM';
   }
 }
 
@@ -458,14 +408,6 @@ async function syncDir(path: string): Promise<void> {
   } finally {
     await handle.close();
   }
-}
-
-function errnoCode(error: unknown): string | undefined {
-  if (typeof error === 'object' && error !== null && 'code' in error) {
-    const { code } = error as { code: unknown };
-    return typeof code === 'string' ? code : undefined;
-  }
-  return undefined;
 }
 
 function notStored(op: string, refs: ModuleErrorOptions) {
