@@ -84,6 +84,7 @@ export default [
       'libs/testing/**',
       'bench/**',
       '**/compliance/**',
+      '**/conformance/**',
       '**/testing/**',
       'apps/e2e/**',
     ],

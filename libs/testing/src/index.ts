@@ -13,4 +13,6 @@ export * from './redis-server';
 export * from './go-command-scenarios';
 export * from './snapshot-tree';
 export * from './app-process';
+export * from './manual-clock';
+export * from './wait-until';
 export * from './test-certificates';

@@ -6,6 +6,7 @@ import { createFixtureModules, type FixtureModules } from './fixture-modules';
 import { runGo } from './go-env';
 import { startStaticGoproxy, type StaticGoproxy } from './static-goproxy';
 import { createTempDir, removeDir } from './temp-dir';
+import { waitUntil } from './wait-until';
 
 interface DownloadedModule {
   Path: string;
@@ -135,6 +136,38 @@ describe('startStaticGoproxy over exported fixtures', () => {
       const response = await fetch(listUrl);
       expect(response.status).toBe(200);
       expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    } finally {
+      await proxy.setMode('ok');
+    }
+  });
+
+  it('holds requests in hold mode until released, then serves them', async () => {
+    const listUrl = `${proxy.url}/example.test/hello.git/@v/list`;
+    try {
+      await proxy.setMode('hold');
+      let answered = false;
+      const held = Promise.all(
+        [1, 2].map(async () => {
+          const response = await fetch(listUrl);
+          answered = true;
+          return { status: response.status, body: await response.text() };
+        }),
+      );
+      await waitUntil(() => proxy.heldRequests === 2, { what: 'both requests are held' });
+      expect(answered).toBe(false);
+      proxy.releaseHeld();
+      const body = fixtures.hello.versions.map((version) => `${version}\n`).join('');
+      expect(await held).toEqual([
+        { status: 200, body },
+        { status: 200, body },
+      ]);
+      expect(proxy.heldRequests).toBe(0);
+
+      // Leaving the mode serves what is still held.
+      const late = fetch(listUrl);
+      await waitUntil(() => proxy.heldRequests === 1, { what: 'the late request is held' });
+      await proxy.setMode('ok');
+      expect((await late).status).toBe(200);
     } finally {
       await proxy.setMode('ok');
     }

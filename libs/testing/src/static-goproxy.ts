@@ -7,9 +7,10 @@ import { join, normalize, sep } from 'node:path';
 /**
  * How the server answers: `ok` serves the files; `down` stops listening (connections are
  * refused); `500`, `404`, `410` answer every request with that status; `slow` serves the files
- * after `slowDelayMs`.
+ * after `slowDelayMs`; `hold` keeps every request waiting until {@link StaticGoproxy.releaseHeld}
+ * or the next mode, then serves the files (for "answered without waiting for upstream").
  */
-export type StaticGoproxyMode = 'ok' | 'down' | '500' | '404' | '410' | 'slow';
+export type StaticGoproxyMode = 'ok' | 'down' | '500' | '404' | '410' | 'slow' | 'hold';
 
 export interface StaticGoproxyOptions {
   /** Delay of the `slow` mode. Default 10000 ms. */
@@ -35,6 +36,7 @@ export class StaticGoproxy {
   private readonly sockets = new Set<Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly counts = new Map<string, number>();
+  private readonly held = new Set<{ path: string; request: IncomingMessage; response: ServerResponse }>();
   private currentMode: StaticGoproxyMode = 'ok';
   private slowDelayMs: number;
   private listeningPort = 0;
@@ -75,8 +77,21 @@ export class StaticGoproxy {
     if (this.stopped) throw new Error('the static goproxy is stopped');
     if (options.slowDelayMs !== undefined) this.slowDelayMs = options.slowDelayMs;
     this.currentMode = mode;
+    if (mode !== 'hold') this.releaseHeld();
     if (mode === 'down' && this.listening) await this.unlisten();
     if (mode !== 'down' && !this.listening) await this.listen(this.listeningPort);
+  }
+
+  /** Requests the `hold` mode keeps waiting right now (their clients still connected). */
+  get heldRequests(): number {
+    return this.held.size;
+  }
+
+  /** Serves the requests the `hold` mode kept waiting; later ones are held again while it lasts. */
+  releaseHeld(): void {
+    const released = [...this.held];
+    this.held.clear();
+    for (const { path, request, response } of released) void this.serveFile(path, request, response);
   }
 
   /** Requests received for a (percent-decoded) URL path such as `/example.test/hello.git/@v/list`. */
@@ -105,6 +120,7 @@ export class StaticGoproxy {
     this.stopped = true;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    this.held.clear();
     if (this.listening) await this.unlisten();
   }
 
@@ -149,6 +165,12 @@ export class StaticGoproxy {
           clearTimeout(timer);
           this.timers.delete(timer);
         });
+        return;
+      }
+      case 'hold': {
+        const waiting = { path, request, response };
+        this.held.add(waiting);
+        request.socket.once('close', () => this.held.delete(waiting));
         return;
       }
       default:

@@ -1,16 +1,20 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isModuleError } from '@modproxy/errors';
 import { MemoryStorage } from '@modproxy/storage';
+import { ManualClock, waitUntil } from '@modproxy/testing';
 import { GoproxyUpstream } from '@modproxy/upstream';
 import { CachedVersions, type AnswerOutcome, type CachedVersionsOptions } from './cached-versions';
+import type { ListAnswer } from './versions-provider';
 import { InProcessRevalidationQueue } from './in-process-revalidation-queue';
 import { MemoryVersionStore } from './memory-version-store';
-import { eventually, GoproxyFixture, infoJson, sleep, storeVersion } from './test-support/goproxy-fixture';
+import { eventually, GoproxyFixture, infoJson, storeVersion } from './test-support/goproxy-fixture';
 
 describe('CachedVersions over the embedded store', () => {
   let upstream: GoproxyFixture;
   let storage: MemoryStorage;
   let engine: CachedVersions;
+  // TTLs run on this clock, which the tests move instead of sleeping.
+  let clock: ManualClock;
   let outcomes: AnswerOutcome[];
   let staleServed: number;
   let counter = 0;
@@ -24,6 +28,7 @@ describe('CachedVersions over the embedded store', () => {
   });
   beforeEach(async () => {
     storage = new MemoryStorage();
+    clock = new ManualClock();
     outcomes = [];
     staleServed = 0;
     counter += 1;
@@ -37,8 +42,9 @@ describe('CachedVersions over the embedded store', () => {
 
   function start(options: Partial<CachedVersionsOptions> = {}): CachedVersions {
     engine = new CachedVersions({
-      store: new MemoryVersionStore(),
+      store: new MemoryVersionStore({ now: clock.now }),
       storage,
+      now: clock.now,
       upstream: new GoproxyUpstream({ url: upstream.url, timeoutMs: 2_000 }),
       softTtlMs: 60_000,
       hardTtlMs: 120_000,
@@ -80,16 +86,21 @@ describe('CachedVersions over the embedded store', () => {
     start({ softTtlMs: 100, hardTtlMs: 60_000 });
     await engine.list(module);
     await upstream.publish(module, ['v1.0.0', 'v1.1.0']);
-    await upstream.proxy.setMode('slow', { slowDelayMs: 150 });
-    await sleep(150);
+    // Upstream answers nothing until released: whatever is answered meanwhile did not wait for it.
+    await upstream.proxy.setMode('hold');
+    clock.advance(150);
 
-    const started = Date.now();
-    const stale = await Promise.all(Array.from({ length: 100 }, () => engine.list(module)));
-    expect(Date.now() - started).toBeLessThan(100);
-    for (const answer of stale)
+    let answered: ListAnswer[] | undefined;
+    const requests = Promise.all(Array.from({ length: 100 }, () => engine.list(module))).then(
+      (answers) => (answered = answers),
+    );
+    await waitUntil(() => answered !== undefined, { what: 'the stale answers are served' });
+    await waitUntil(() => upstream.proxy.heldRequests === 1, { what: 'the revalidation asks upstream' });
+    for (const answer of await requests)
       expect(answer).toEqual({ versions: ['v1.0.0'], source: 'cache', stale: false });
     expect(outcomes.filter((outcome) => outcome === 'revalidating')).toHaveLength(100);
 
+    upstream.proxy.releaseHeld();
     expect(await eventually(async () => (await engine.list(module)).versions.length === 2)).toBe(true);
     expect(upstream.listCalls(module)).toBe(2);
   });
@@ -99,7 +110,7 @@ describe('CachedVersions over the embedded store', () => {
     start({ softTtlMs: 50, hardTtlMs: 100 });
     await engine.list(module);
     await upstream.publish(module, ['v1.0.0', 'v2.0.0+incompatible']);
-    await sleep(150);
+    clock.advance(150);
     expect(await engine.list(module)).toEqual({
       versions: ['v1.0.0', 'v2.0.0+incompatible'],
       source: 'upstream',
@@ -116,14 +127,14 @@ describe('CachedVersions over the embedded store', () => {
     start({ softTtlMs: 50, hardTtlMs: 60_000, revalidateWindowMs: 150, queue });
     await engine.list(module);
     await engine.latest(module);
-    await sleep(80);
+    clock.advance(80);
     await engine.revalidate(module);
     expect(upstream.listCalls(module)).toBe(1);
 
     await engine.list(module);
     expect(await eventually(() => queued.length === 1)).toBe(true);
     expect(queued).toEqual([module]);
-    await sleep(200);
+    clock.advance(200);
     await engine.revalidate(module);
     expect(upstream.listCalls(module)).toBe(1);
 
@@ -146,7 +157,10 @@ describe('CachedVersions over the embedded store', () => {
     expect(upstream.listCalls(module)).toBe(1);
 
     await upstream.publish(module, ['v0.1.0']);
-    await sleep(250);
+    clock.advance(199);
+    await expect(engine.list(module)).rejects.toMatchObject({ kind: 'not-found' });
+    expect(upstream.listCalls(module)).toBe(1);
+    clock.advance(1);
     expect((await engine.list(module)).versions).toEqual(['v0.1.0']);
     expect(upstream.listCalls(module)).toBe(2);
   });
@@ -157,7 +171,7 @@ describe('CachedVersions over the embedded store', () => {
     await engine.list(module);
     await engine.latest(module);
     await upstream.proxy.setMode('down');
-    await sleep(150);
+    clock.advance(150);
 
     expect(await engine.list(module)).toEqual({ versions: ['v1.0.0'], source: 'cache', stale: true });
     expect(await engine.latest(module)).toMatchObject({ source: 'cache', stale: true });
@@ -166,7 +180,10 @@ describe('CachedVersions over the embedded store', () => {
 
     await upstream.publish(module, ['v1.0.0', 'v1.0.1']);
     await upstream.proxy.setMode('ok');
-    await sleep(250);
+    // Until the failure record ends, the fallback answers without asking upstream again.
+    clock.advance(199);
+    expect(await engine.list(module)).toEqual({ versions: ['v1.0.0'], source: 'cache', stale: true });
+    clock.advance(1);
     expect(await engine.list(module)).toEqual({
       versions: ['v1.0.0', 'v1.0.1'],
       source: 'upstream',
@@ -271,13 +288,15 @@ describe('CachedVersions over the embedded store', () => {
 
   it('lets a cancelled caller go while the shared refresh goes on for the others', async () => {
     await upstream.publish(module, ['v1.0.0']);
-    await upstream.proxy.setMode('slow', { slowDelayMs: 300 });
+    await upstream.proxy.setMode('hold');
     start();
     const controller = new AbortController();
     const cancelled = engine.list(module, { signal: controller.signal });
     const patient = engine.list(module);
+    await waitUntil(() => upstream.proxy.heldRequests === 1, { what: 'the shared refresh asks upstream' });
     controller.abort();
     await expect(cancelled).rejects.toMatchObject({ kind: 'cancelled' });
+    upstream.proxy.releaseHeld();
     expect((await patient).versions).toEqual(['v1.0.0']);
     expect(upstream.listCalls(module)).toBe(1);
   });

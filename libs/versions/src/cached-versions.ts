@@ -103,6 +103,12 @@ export interface CachedVersionsOptions {
   /** Lease of one refresh: a replica that dies while holding it blocks others this long at most. @default upstreamTimeoutMs + 5000 */
   leaseTtlMs?: number;
   events?: CachedVersionsEvents;
+  /**
+   * The clock every age, deadline and timestamp is read from (ms since the epoch); a seam for
+   * tests, which move time instead of waiting for it. Give the store the same clock.
+   * @default Date.now
+   */
+  now?: () => number;
 }
 
 /** One request's answer before it is shaped as a ListAnswer or LatestAnswer. */
@@ -162,6 +168,7 @@ export class CachedVersions implements VersionsProvider {
   private readonly waitTimeoutMs: number;
   private readonly leaseTtlMs: number;
   private readonly events: CachedVersionsEvents;
+  private readonly now: () => number;
   /** Refreshes in flight in this process: concurrent requests share one. */
   private readonly refreshes = new Map<string, Promise<Resolution>>();
   private readonly reads = new Map<string, Promise<StoredEntry>>();
@@ -195,6 +202,7 @@ export class CachedVersions implements VersionsProvider {
     this.waitTimeoutMs = options.waitTimeoutMs ?? 30_000;
     this.leaseTtlMs = options.leaseTtlMs ?? upstreamTimeoutMs + 5_000;
     this.events = options.events ?? {};
+    this.now = options.now ?? Date.now;
     if (options.queue) {
       this.queue = options.queue;
     } else {
@@ -264,7 +272,7 @@ export class CachedVersions implements VersionsProvider {
       const entry = await this.store.read(kind, module);
       const answer = entry.answer;
       if (!answer || entry.notFound !== undefined || entry.failure) continue;
-      const now = Date.now();
+      const now = this.now();
       if (now - answer.fetchedAt < this.softTtlMs) continue;
       // Only answers somebody asked for since they went stale, and recently: the other kind
       // of a module, or a job that waited long in the queue, is left for its own next request.
@@ -293,7 +301,7 @@ export class CachedVersions implements VersionsProvider {
     signal: AbortSignal | undefined,
   ): Promise<Resolution> {
     if (this.networkMode === 'offline') return this.fromStorage(kind, module, signal);
-    const now = Date.now();
+    const now = this.now();
     let entry: StoredEntry;
     try {
       entry = await this.readShared(kind, module, now);
@@ -372,19 +380,19 @@ export class CachedVersions implements VersionsProvider {
   }
 
   private async refresh(kind: AnswerKind, module: string): Promise<Resolution> {
-    const deadline = Date.now() + this.waitTimeoutMs;
+    const deadline = this.now() + this.waitTimeoutMs;
     const token = randomUUID();
     let pause = 5;
     for (;;) {
       const entry = await this.store.read(kind, module);
-      const decided = this.decide(kind, module, entry, Date.now(), false);
+      const decided = this.decide(kind, module, entry, this.now(), false);
       if (decided) return decided;
       if (!entry.leased && (await this.store.acquireLease(kind, module, token, this.leaseTtlMs))) {
         try {
           // Someone may have finished a refresh between our read and our lease.
           const current = await this.store.read(kind, module);
           return (
-            (await this.decide(kind, module, current, Date.now(), false)) ??
+            (await this.decide(kind, module, current, this.now(), false)) ??
             (await this.fetch(kind, module, current))
           );
         } finally {
@@ -393,7 +401,7 @@ export class CachedVersions implements VersionsProvider {
             .catch((error: unknown) => this.events.storeFailed?.('release', error));
         }
       }
-      const left = deadline - Date.now();
+      const left = deadline - this.now();
       if (left <= 0) {
         const timeout = errors.timeout(
           `versions.${kind}`,
@@ -409,7 +417,7 @@ export class CachedVersions implements VersionsProvider {
 
   /** Asks upstream (holding the lease) and records what it said. */
   private async fetch(kind: AnswerKind, module: string, entry: StoredEntry): Promise<Resolution> {
-    const started = Date.now();
+    const started = this.now();
     let data: Buffer;
     try {
       data =
@@ -419,13 +427,13 @@ export class CachedVersions implements VersionsProvider {
     } catch (error) {
       const failure = toModuleError(error, `versions.${kind}`, { module });
       const notFound = isModuleError(failure, 'not-found') || isModuleError(failure, 'gone');
-      this.events.upstreamCalled?.(kind, module, notFound ? 'not-found' : 'failed', Date.now() - started);
+      this.events.upstreamCalled?.(kind, module, notFound ? 'not-found' : 'failed', this.now() - started);
       return notFound
         ? this.notFound(kind, module, entry, failure)
         : this.failed(kind, module, entry, failure);
     }
-    this.events.upstreamCalled?.(kind, module, 'ok', Date.now() - started);
-    await this.save('save', () => this.store.saveAnswer(kind, module, data, Date.now()));
+    this.events.upstreamCalled?.(kind, module, 'ok', this.now() - started);
+    await this.save('save', () => this.store.saveAnswer(kind, module, data, this.now()));
     return { data, observed: entry.observed, source: 'upstream', stale: false, outcome: 'refreshed' };
   }
 
@@ -438,7 +446,7 @@ export class CachedVersions implements VersionsProvider {
   ): Promise<Resolution> {
     const stored = await this.storedData(kind, module);
     if (stored) {
-      await this.save('save', () => this.store.saveAnswer(kind, module, stored, Date.now()));
+      await this.save('save', () => this.store.saveAnswer(kind, module, stored, this.now()));
       return { data: stored, observed: entry.observed, source: 'storage', stale: false, outcome: 'storage' };
     }
     if (kind === 'list' && entry.observed.length > 0) {
@@ -460,7 +468,7 @@ export class CachedVersions implements VersionsProvider {
     entry: StoredEntry,
     failure: ModuleError,
   ): Promise<Resolution> {
-    const record = { at: Date.now(), kind: failure.kind, message: failure.message };
+    const record = { at: this.now(), kind: failure.kind, message: failure.message };
     await this.save('save', () => this.store.saveFailure(kind, module, record, this.failureTtlMs));
     return this.fallback(kind, module, entry, failure);
   }
@@ -540,7 +548,7 @@ export class CachedVersions implements VersionsProvider {
   }
 
   private scheduleRevalidation(module: string): void {
-    const now = Date.now();
+    const now = this.now();
     const last = this.recentEnqueues.get(module);
     if (last !== undefined && now - last < ENQUEUE_DEDUP_MS) return;
     if (this.recentEnqueues.size >= MAX_RECENT_ENQUEUES) {

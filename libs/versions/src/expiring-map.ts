@@ -5,9 +5,13 @@
 export class ExpiringMap<V> {
   private readonly entries = new Map<string, { value: V; expiresAt: number }>();
 
-  constructor(private readonly maxEntries: number) {}
+  /** `now`: the clock expiry times are compared with (ms since the epoch). */
+  constructor(
+    private readonly maxEntries: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
-  get(key: string, now = Date.now()): V | undefined {
+  get(key: string, now = this.now()): V | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
     if (entry.expiresAt <= now) {

@@ -14,6 +14,12 @@ import { ExpiringMap } from './expiring-map';
 export interface MemoryVersionStoreOptions extends VersionStoreRetention {
   /** Most answers kept (each kind of each module counts once); the least used go first. Default: 100000. */
   maxEntries?: number;
+  /**
+   * The clock the TTLs run on (ms since the epoch); a seam for tests, which move time instead
+   * of waiting for it.
+   * @default Date.now
+   */
+  now?: () => number;
 }
 
 /**
@@ -22,6 +28,7 @@ export interface MemoryVersionStoreOptions extends VersionStoreRetention {
  * share nothing.
  */
 export class MemoryVersionStore implements VersionStore {
+  private readonly now: () => number;
   private readonly retainMs: number;
   private readonly observedTtlMs: number;
   private readonly answers: ExpiringMap<CachedAnswer>;
@@ -34,11 +41,13 @@ export class MemoryVersionStore implements VersionStore {
     this.retainMs = options.retainMs ?? DEFAULT_RETAIN_MS;
     this.observedTtlMs = options.observedTtlMs ?? DEFAULT_OBSERVED_TTL_MS;
     const max = options.maxEntries ?? 100_000;
-    this.answers = new ExpiringMap(max);
-    this.negatives = new ExpiringMap(max);
-    this.failures = new ExpiringMap(max);
-    this.leases = new ExpiringMap(max);
-    this.observed = new ExpiringMap(max);
+    const now = options.now ?? Date.now;
+    this.now = now;
+    this.answers = new ExpiringMap(max, now);
+    this.negatives = new ExpiringMap(max, now);
+    this.failures = new ExpiringMap(max, now);
+    this.leases = new ExpiringMap(max, now);
+    this.observed = new ExpiringMap(max, now);
   }
 
   async read(kind: AnswerKind, module: string, touchAt?: number): Promise<StoredEntry> {
@@ -61,14 +70,14 @@ export class MemoryVersionStore implements VersionStore {
   async saveAnswer(kind: AnswerKind, module: string, data: Buffer, fetchedAt: number): Promise<void> {
     const key = keyOf(kind, module);
     const requestedAt = this.answers.get(key)?.requestedAt ?? fetchedAt;
-    this.answers.set(key, { data: Buffer.from(data), fetchedAt, requestedAt }, Date.now() + this.retainMs);
+    this.answers.set(key, { data: Buffer.from(data), fetchedAt, requestedAt }, this.now() + this.retainMs);
     this.negatives.delete(key);
     this.failures.delete(key);
   }
 
   async saveNotFound(kind: AnswerKind, module: string, message: string, ttlMs: number): Promise<void> {
     const key = keyOf(kind, module);
-    this.negatives.set(key, message, Date.now() + ttlMs);
+    this.negatives.set(key, message, this.now() + ttlMs);
     this.failures.delete(key);
   }
 
@@ -78,7 +87,7 @@ export class MemoryVersionStore implements VersionStore {
     failure: RecordedFailure,
     ttlMs: number,
   ): Promise<void> {
-    this.failures.set(keyOf(kind, module), { ...failure }, Date.now() + ttlMs);
+    this.failures.set(keyOf(kind, module), { ...failure }, this.now() + ttlMs);
   }
 
   async expire(kind: AnswerKind, module: string): Promise<void> {
@@ -89,7 +98,7 @@ export class MemoryVersionStore implements VersionStore {
   async observe(module: string, version: string): Promise<void> {
     const versions = this.observed.get(module) ?? new Set<string>();
     versions.add(version);
-    this.observed.set(module, versions, Date.now() + this.observedTtlMs);
+    this.observed.set(module, versions, this.now() + this.observedTtlMs);
     for (const kind of ANSWER_KINDS) this.negatives.delete(keyOf(kind, module));
   }
 
@@ -105,7 +114,7 @@ export class MemoryVersionStore implements VersionStore {
   async acquireLease(kind: AnswerKind, module: string, token: string, ttlMs: number): Promise<boolean> {
     const key = keyOf(kind, module);
     if (this.leases.get(key) !== undefined) return false;
-    this.leases.set(key, token, Date.now() + ttlMs);
+    this.leases.set(key, token, this.now() + ttlMs);
     return true;
   }
 

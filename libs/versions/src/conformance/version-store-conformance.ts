@@ -1,31 +1,48 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock, waitUntil } from '@modproxy/testing';
 import type { VersionStore, VersionStoreRetention } from '../version-store';
 
 export interface VersionStoreUnderTest {
   store: VersionStore;
+  /**
+   * Whether the store's TTLs run on the clock it was given. Otherwise they run in real time
+   * somewhere the test cannot move (Redis' own expiry).
+   */
+  usesClock: boolean;
   /** Frees what the store used (not the store itself: the suite closes it first). */
   cleanup?(): Promise<void>;
 }
 
-/** Makes a fresh, empty store with these retention settings. */
-export type VersionStoreFactory = (retention: VersionStoreRetention) => Promise<VersionStoreUnderTest>;
+/** Makes a fresh, empty store with these retention settings, on `now` if it can take a clock. */
+export type VersionStoreFactory = (
+  retention: VersionStoreRetention,
+  now: () => number,
+) => Promise<VersionStoreUnderTest>;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A TTL that ends during the test. */
+const SHORT_TTL_MS = 300;
+/** A TTL that cannot end during the test. */
+const LONG_TTL_MS = 3_600_000;
 
 /**
  * The behaviour every VersionStore must have, so that the freshness engine works the same on
- * the embedded and the shared store. Time-based cases use short real TTLs (tens of ms).
+ * the embedded and the shared store. Time-based cases never sleep: the suite moves its clock
+ * past the TTL, which ends the entry at once on a store that uses the clock, and waits for the
+ * store's own expiry otherwise. An entry written with a long TTL beside it must survive that,
+ * so each case shows that its entry ends at the TTL it was given and not at some other.
  */
 export function describeVersionStoreConformance(name: string, create: VersionStoreFactory): void {
   describe(`${name} (VersionStore conformance)`, () => {
+    let clock: ManualClock;
     let subject: VersionStoreUnderTest;
     let store: VersionStore;
     // Unique per test, so that stores that share a server cannot see each other's data.
     let module: string;
 
     beforeEach(async () => {
-      subject = await create({});
+      clock = new ManualClock();
+      subject = await create({}, clock.now);
       store = subject.store;
       module = `example.test/m${randomUUID().slice(0, 8)}/Mixed.Case-v2`;
     });
@@ -33,6 +50,34 @@ export function describeVersionStoreConformance(name: string, create: VersionSto
       await store.close();
       await subject.cleanup?.();
     });
+
+    /**
+     * Checks an entry written with {@link SHORT_TTL_MS} at `writtenAt` (real time) while it must
+     * still be there. On the suite's clock a failure always counts; in real time only if the TTL
+     * cannot have ended by the time the check came back (a stalled machine is not a store bug).
+     */
+    async function whileLive(
+      under: VersionStoreUnderTest,
+      writtenAt: number,
+      check: () => Promise<void>,
+    ): Promise<void> {
+      try {
+        await check();
+      } catch (error) {
+        if (under.usesClock || Date.now() - writtenAt < SHORT_TTL_MS) throw error;
+      }
+    }
+
+    /** Moves past {@link SHORT_TTL_MS}; then `ended` holds at once on the clock, or once the store expired it. */
+    async function afterShortTtl(
+      under: VersionStoreUnderTest,
+      ended: () => Promise<boolean>,
+      what: string,
+    ): Promise<void> {
+      clock.advance(SHORT_TTL_MS);
+      if (under.usesClock) expect(await ended(), what).toBe(true);
+      else await waitUntil(ended, { what });
+    }
 
     it('knows nothing about a module it never saw', async () => {
       expect(await store.read('list', module)).toEqual({ observed: [], leased: false });
@@ -68,13 +113,21 @@ export function describeVersionStoreConformance(name: string, create: VersionSto
 
     it('holds a negative entry for its own TTL, and a fresh answer clears it', async () => {
       await store.saveAnswer('list', module, Buffer.from('v1.0.0'), 1_000);
-      await store.saveNotFound('list', module, 'no such module', 80);
-      const entry = await store.read('list', module);
-      expect(entry.notFound).toBe('no such module');
-      expect(entry.answer?.data.toString()).toBe('v1.0.0');
-      expect((await store.read('latest', module)).notFound).toBeUndefined();
-      await sleep(150);
-      expect((await store.read('list', module)).notFound).toBeUndefined();
+      const writtenAt = Date.now();
+      await store.saveNotFound('list', module, 'no such module', SHORT_TTL_MS);
+      await store.saveNotFound('latest', module, 'not there either', LONG_TTL_MS);
+      await whileLive(subject, writtenAt, async () => {
+        const entry = await store.read('list', module);
+        expect(entry.notFound).toBe('no such module');
+        expect(entry.answer?.data.toString()).toBe('v1.0.0');
+      });
+      await afterShortTtl(
+        subject,
+        async () => (await store.read('list', module)).notFound === undefined,
+        'the short negative entry ends',
+      );
+      expect((await store.read('list', module)).answer?.data.toString()).toBe('v1.0.0');
+      expect((await store.read('latest', module)).notFound).toBe('not there either');
 
       await store.saveNotFound('latest', module, 'gone', 60_000);
       await store.saveAnswer('latest', module, Buffer.from('{}'), 2_000);
@@ -83,10 +136,18 @@ export function describeVersionStoreConformance(name: string, create: VersionSto
 
     it('holds a failure record for its TTL; an answer or a negative entry replaces it', async () => {
       const failure = { at: 1_234, kind: 'bad-gateway' as const, message: 'upstream answered 500' };
-      await store.saveFailure('list', module, failure, 80);
-      expect((await store.read('list', module)).failure).toEqual(failure);
-      await sleep(150);
-      expect((await store.read('list', module)).failure).toBeUndefined();
+      const writtenAt = Date.now();
+      await store.saveFailure('list', module, failure, SHORT_TTL_MS);
+      await store.saveFailure('latest', module, { ...failure, message: 'kept' }, LONG_TTL_MS);
+      await whileLive(subject, writtenAt, async () => {
+        expect((await store.read('list', module)).failure).toEqual(failure);
+      });
+      await afterShortTtl(
+        subject,
+        async () => (await store.read('list', module)).failure === undefined,
+        'the short failure record ends',
+      );
+      expect((await store.read('latest', module)).failure).toEqual({ ...failure, message: 'kept' });
 
       await store.saveFailure('list', module, failure, 60_000);
       await store.saveAnswer('list', module, Buffer.from('v1.0.0'), 3_000);
@@ -122,12 +183,21 @@ export function describeVersionStoreConformance(name: string, create: VersionSto
     });
 
     it('forgets observed versions after the observed TTL', async () => {
-      const short = await create({ observedTtlMs: 80 });
+      const short = await create({ observedTtlMs: SHORT_TTL_MS }, clock.now);
+      const kept = `${module}/kept`;
       try {
+        const writtenAt = Date.now();
         await short.store.observe(module, 'v9.0.0');
-        expect((await short.store.read('list', module)).observed).toEqual(['v9.0.0']);
-        await sleep(150);
-        expect((await short.store.read('list', module)).observed).toEqual([]);
+        await store.observe(kept, 'v9.0.0');
+        await whileLive(short, writtenAt, async () => {
+          expect((await short.store.read('list', module)).observed).toEqual(['v9.0.0']);
+        });
+        await afterShortTtl(
+          short,
+          async () => (await short.store.read('list', module)).observed.length === 0,
+          'the observed versions are forgotten',
+        );
+        expect((await store.read('list', kept)).observed).toEqual(['v9.0.0']);
       } finally {
         await short.store.close();
         await short.cleanup?.();
@@ -135,12 +205,21 @@ export function describeVersionStoreConformance(name: string, create: VersionSto
     });
 
     it('drops answers after the retention time', async () => {
-      const short = await create({ retainMs: 80 });
+      const short = await create({ retainMs: SHORT_TTL_MS }, clock.now);
+      const kept = `${module}/kept`;
       try {
-        await short.store.saveAnswer('list', module, Buffer.from('v1.0.0'), Date.now());
-        expect((await short.store.read('list', module)).answer).toBeDefined();
-        await sleep(150);
-        expect((await short.store.read('list', module)).answer).toBeUndefined();
+        const writtenAt = Date.now();
+        await short.store.saveAnswer('list', module, Buffer.from('v1.0.0'), clock.now());
+        await store.saveAnswer('list', kept, Buffer.from('v1.0.0'), clock.now());
+        await whileLive(short, writtenAt, async () => {
+          expect((await short.store.read('list', module)).answer).toBeDefined();
+        });
+        await afterShortTtl(
+          short,
+          async () => (await short.store.read('list', module)).answer === undefined,
+          'the answer is dropped',
+        );
+        expect((await store.read('list', kept)).answer?.data.toString()).toBe('v1.0.0');
       } finally {
         await short.store.close();
         await short.cleanup?.();
@@ -179,11 +258,19 @@ export function describeVersionStoreConformance(name: string, create: VersionSto
     });
 
     it('ends a lease whose holder never released it', async () => {
-      expect(await store.acquireLease('latest', module, 'crashed', 80)).toBe(true);
-      expect(await store.acquireLease('latest', module, 'waiting', 80)).toBe(false);
-      await sleep(150);
-      expect((await store.read('latest', module)).leased).toBe(false);
-      expect(await store.acquireLease('latest', module, 'waiting', 80)).toBe(true);
+      const writtenAt = Date.now();
+      expect(await store.acquireLease('latest', module, 'crashed', SHORT_TTL_MS)).toBe(true);
+      expect(await store.acquireLease('list', module, 'holding', LONG_TTL_MS)).toBe(true);
+      await whileLive(subject, writtenAt, async () => {
+        expect(await store.acquireLease('latest', module, 'waiting', SHORT_TTL_MS)).toBe(false);
+      });
+      await afterShortTtl(
+        subject,
+        async () => !(await store.read('latest', module)).leased,
+        'the abandoned lease ends',
+      );
+      expect(await store.acquireLease('latest', module, 'waiting', LONG_TTL_MS)).toBe(true);
+      expect(await store.acquireLease('list', module, 'waiting', LONG_TTL_MS)).toBe(false);
     });
 
     it('answers ping', async () => {
