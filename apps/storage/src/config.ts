@@ -37,7 +37,12 @@ export const storageConfigSchema = z
     ),
     TLS_CERT_FILE: z.string().optional(),
     TLS_KEY_FILE: z.string().optional(),
+    /** Pause between readiness pings of the database. */
     READINESS_INTERVAL_MS: durationMs(5_000),
+    /** Deadline of each readiness ping on its own. */
+    READINESS_TIMEOUT_MS: durationMs(5_000),
+    /** Consecutive failed pings before the service reports NOT_SERVING (one success turns it back). */
+    READINESS_FAILURES: positiveInt(3),
     SHUTDOWN_TIMEOUT_MS: durationMs(10_000),
     LOG_LEVEL: logLevel(),
   })

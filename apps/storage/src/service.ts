@@ -3,11 +3,12 @@ import { createServer } from 'node:http';
 import { closeHttp, createServiceApp, finishServiceApp, listenHttp } from '@modproxy/http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import { createHttpMetrics, Gauge, type Logger } from '@modproxy/observability';
+import { Counter, createHttpMetrics, Gauge, type Logger } from '@modproxy/observability';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { startStorageGrpcServer } from '@modproxy/storage-grpc';
 import { MongoStorage } from '@modproxy/storage-mongo';
 import type { StorageConfig } from './config';
+import { DatabaseReadiness } from './database-readiness';
 
 export interface RunningStorageService {
   grpcPort: number;
@@ -18,7 +19,7 @@ export interface RunningStorageService {
 interface Backend {
   storage: ModuleStorage;
   /** Rejects while the backend cannot serve (readiness follows the database connection). */
-  ping(): Promise<void>;
+  ping(signal: AbortSignal): Promise<void>;
 }
 
 async function openBackend(config: StorageConfig): Promise<Backend> {
@@ -29,7 +30,7 @@ async function openBackend(config: StorageConfig): Promise<Backend> {
         database: config.MONGODB_DATABASE,
         bucketName: config.GRIDFS_BUCKET,
       });
-      return { storage, ping: () => storage.ping({ signal: AbortSignal.timeout(2_000) }) };
+      return { storage, ping: (signal) => storage.ping({ signal }) };
     }
     case 'disk':
       return {
@@ -62,28 +63,47 @@ export async function startStorageService(
   });
 
   const metrics = createHttpMetrics('modproxy_storage');
-  const ready = new Gauge({
+  const readyGauge = new Gauge({
     name: 'modproxy_storage_ready',
     help: '1 while the backend answers',
     registers: [metrics.registry],
   });
-  let healthy = true;
+  const pings = new Counter({
+    name: 'modproxy_storage_readiness_pings_total',
+    help: 'Readiness pings of the backend by result',
+    labelNames: ['result'] as const,
+    registers: [metrics.registry],
+  });
+  const failuresInRow = new Gauge({
+    name: 'modproxy_storage_readiness_consecutive_failures',
+    help: 'Readiness pings failed in a row (readiness turns off at READINESS_FAILURES)',
+    registers: [metrics.registry],
+  });
   let shuttingDown = false;
-  const checkReadiness = async () => {
-    try {
-      await backend.ping();
-      if (!healthy) logger.info('backend reachable again');
-      healthy = true;
-    } catch (error) {
-      if (healthy) logger.warn({ err: (error as Error).message }, 'backend unreachable: not serving');
-      healthy = false;
-    }
-    ready.set(healthy ? 1 : 0);
-    grpc.setServing(healthy);
-  };
-  await checkReadiness();
-  const timer = setInterval(() => void checkReadiness(), config.READINESS_INTERVAL_MS);
-  timer.unref();
+  const readiness = new DatabaseReadiness({
+    ping: (signal) => backend.ping(signal),
+    intervalMs: config.READINESS_INTERVAL_MS,
+    timeoutMs: config.READINESS_TIMEOUT_MS,
+    failureThreshold: config.READINESS_FAILURES,
+    onPing: (result, consecutive, error) => {
+      pings.inc({ result });
+      failuresInRow.set(consecutive);
+      if (result === 'failed') {
+        logger.warn(
+          { err: error instanceof Error ? error.message : String(error), consecutive },
+          'backend ping failed',
+        );
+      }
+    },
+    onChange: (ready) => {
+      if (ready) logger.info('backend reachable again: serving');
+      else logger.warn({ failures: config.READINESS_FAILURES }, 'backend unreachable: not serving');
+      readyGauge.set(ready ? 1 : 0);
+      grpc.setServing(ready);
+    },
+  });
+  readyGauge.set(1);
+  await readiness.start();
 
   const app = finishServiceApp(
     createServiceApp({
@@ -91,7 +111,7 @@ export async function startStorageService(
       metrics,
       isShuttingDown: () => shuttingDown,
       readiness: async () => {
-        if (!healthy) throw new Error('the storage backend does not answer');
+        if (!readiness.ready) throw new Error('the storage backend does not answer');
         return 'ok';
       },
     }),
@@ -107,7 +127,7 @@ export async function startStorageService(
     shutdown: () =>
       (closing ??= (async () => {
         shuttingDown = true;
-        clearInterval(timer);
+        readiness.stop();
         await Promise.all([grpc.close(), closeHttp(http, config.SHUTDOWN_TIMEOUT_MS)]);
         await backend.storage.close();
         logger.info('storage service stopped');

@@ -16,3 +16,4 @@ export * from './app-process';
 export * from './manual-clock';
 export * from './wait-until';
 export * from './test-certificates';
+export * from './tcp-relay';
