@@ -1,20 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryStorage } from '@modproxy/storage';
-import { startRedisServer, type RedisServer } from '@modproxy/testing';
+import { ManualClock, startRedisServer, waitUntil, type RedisServer } from '@modproxy/testing';
 import { GoproxyUpstream } from '@modproxy/upstream';
 import { BullmqRevalidationQueue } from './bullmq-revalidation-queue';
 import { BullmqRevalidationWorker } from './bullmq-revalidation-worker';
 import { CachedVersions, type CachedVersionsOptions } from './cached-versions';
 import { createCacheRedis, createQueueRedis, waitForRedis } from './redis-connection';
 import { RedisVersionStore } from './redis-version-store';
-import { eventually, GoproxyFixture, sleep, storeVersion } from './test-support/goproxy-fixture';
+import { eventually, GoproxyFixture, storeVersion } from './test-support/goproxy-fixture';
+import type { ListAnswer } from './versions-provider';
 
 /** One lathens replica: its own connections, store, queue producer and worker. */
 interface Replica {
   engine: CachedVersions;
   worker: BullmqRevalidationWorker;
+  store: RedisVersionStore;
+  queue: BullmqRevalidationQueue;
 }
 
 describe('CachedVersions replicas sharing one Redis', () => {
@@ -22,7 +25,14 @@ describe('CachedVersions replicas sharing one Redis', () => {
   let upstream: GoproxyFixture;
   const storage = new MemoryStorage();
   const cleanups: Array<() => Promise<void>> = [];
+  // The replicas' clock: soft and hard TTLs are ages the engine computes, so the tests move
+  // it. Negative, failure and lease TTLs are Redis' own (PX): for those the tests wait for
+  // Redis to end the entry, as a condition.
+  let clock: ManualClock;
 
+  beforeEach(() => {
+    clock = new ManualClock();
+  });
   beforeAll(async () => {
     redisServer = await startRedisServer();
     upstream = await GoproxyFixture.start();
@@ -45,9 +55,11 @@ describe('CachedVersions replicas sharing one Redis', () => {
       const queueRedis = createQueueRedis(redisServer.url, { connectionName: `queue-${i}` });
       await waitForRedis(cacheRedis);
       const queue = new BullmqRevalidationQueue({ connection: queueRedis, prefix: keyPrefix });
+      const store = new RedisVersionStore({ redis: cacheRedis, keyPrefix: `${keyPrefix}:` });
       const engine = new CachedVersions({
-        store: new RedisVersionStore({ redis: cacheRedis, keyPrefix: `${keyPrefix}:` }),
+        store,
         storage,
+        now: clock.now,
         upstream: new GoproxyUpstream({ url: upstream.url, timeoutMs: 3_000 }),
         queue,
         softTtlMs: 60_000,
@@ -69,7 +81,7 @@ describe('CachedVersions replicas sharing one Redis', () => {
           queueRedis.quit().catch(() => undefined),
         ]);
       });
-      started.push({ engine, worker });
+      started.push({ engine, worker, store, queue });
     }
     return started;
   }
@@ -91,21 +103,37 @@ describe('CachedVersions replicas sharing one Redis', () => {
     expect(first.filter((answer) => answer.source === 'upstream').length).toBeGreaterThan(0);
 
     await upstream.publish(module, ['v1.0.0', 'v1.1.0', 'v1.2.0']);
-    await sleep(1_100);
-    const started = Date.now();
-    const stale = await flood(group, module, 1_000);
-    const staleMs = Date.now() - started;
-    // Served from the cache without waiting for the 200 ms upstream: the old list, everywhere.
-    for (const answer of stale)
+    // Upstream answers nothing until released: what is answered meanwhile did not wait for it.
+    await upstream.proxy.setMode('hold');
+    clock.advance(1_100);
+    let stale: ListAnswer[] | undefined;
+    const requests = flood(group, module, 1_000).then((answers) => (stale = answers));
+    await waitUntil(() => stale !== undefined, { what: 'the stale answers are served' });
+    // Served from the cache while the revalidation waits for upstream: the old list, everywhere.
+    for (const answer of await requests)
       expect(answer).toEqual({ versions: ['v1.0.0', 'v1.1.0'], source: 'cache', stale: false });
-    expect(staleMs).toBeLessThan(2_000);
+    await waitUntil(() => upstream.proxy.heldRequests === 1, { what: 'the revalidation asks upstream' });
+    await upstream.proxy.setMode('ok');
 
     const refreshed = await eventually(async () => {
       const answers = await Promise.all(group.map(({ engine }) => engine.list(module)));
       return answers.every((answer) => answer.versions.length === 3);
     });
     expect(refreshed).toBe(true);
-    await sleep(300);
+    // Every revalidation job has run (the refreshed answer stays fresh on the still clock), and
+    // none of them asked upstream a second time.
+    await waitUntil(
+      async () => {
+        const counts = await group[0]!.queue.queue.getJobCounts(
+          'waiting',
+          'active',
+          'delayed',
+          'prioritized',
+        );
+        return Object.values(counts).every((count) => count === 0);
+      },
+      { what: 'the revalidation queue is idle' },
+    );
     expect(upstream.listCalls(module)).toBe(2);
     expect(group.reduce((sum, { worker }) => sum + worker.processedJobs, 0)).toBeGreaterThanOrEqual(1);
   });
@@ -134,7 +162,8 @@ describe('CachedVersions replicas sharing one Redis', () => {
 
   it('stops a flood of requests for a module that does not exist at one upstream call per negative TTL', async () => {
     const module = 'example.test/missing/lib';
-    const group = await replicas(3, { negativeTtlMs: 500 });
+    // Long enough that a flood on a busy machine ends well inside it.
+    const group = await replicas(3, { negativeTtlMs: 2_000 });
     for (let round = 1; round <= 2; round++) {
       const results = await Promise.allSettled(
         Array.from({ length: 600 }, (_, i) => group[i % 3]!.engine.list(module)),
@@ -143,7 +172,9 @@ describe('CachedVersions replicas sharing one Redis', () => {
         results.every((result) => result.status === 'rejected' && result.reason.kind === 'not-found'),
       ).toBe(true);
       expect(upstream.listCalls(module)).toBe(round);
-      await sleep(600);
+      await waitUntil(async () => (await group[0]!.store.read('list', module)).notFound === undefined, {
+        what: 'Redis ends the negative entry',
+      });
     }
   });
 
@@ -153,13 +184,17 @@ describe('CachedVersions replicas sharing one Redis', () => {
     const group = await replicas(3, { softTtlMs: 100, hardTtlMs: 200, failureTtlMs: 300 });
     await flood(group, module, 30);
     await upstream.proxy.setMode('down');
-    await sleep(250);
+    clock.advance(250);
 
+    // Each round: one refresh fails and records the failure, the others serve the fallback
+    // from that record; then Redis ends the record and the next round tries again.
     for (let i = 0; i < 3; i++) {
       const answers = await flood(group, module, 90);
       for (const answer of answers)
         expect(answer).toEqual({ versions: ['v1.0.0'], source: 'cache', stale: true });
-      await sleep(150);
+      await waitUntil(async () => (await group[0]!.store.read('list', module)).failure === undefined, {
+        what: 'Redis ends the failure record',
+      });
     }
 
     await upstream.publish(module, ['v1.0.0', 'v1.0.1']);
@@ -191,7 +226,7 @@ describe('CachedVersions replicas sharing one Redis', () => {
 
     // And the revalidation queue works again too.
     await upstream.publish(module, ['v1.0.0', 'v1.5.0', 'v1.6.0']);
-    await sleep(350);
+    clock.advance(350);
     expect((await a.engine.list(module)).versions).toEqual(['v1.0.0', 'v1.5.0']);
     const revalidated = await eventually(
       async () => (await b.engine.list(module)).versions.includes('v1.6.0'),

@@ -68,10 +68,10 @@ export async function storeVersion(storage: ModuleStorage, module: string, versi
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls until `check` returns true or `timeoutMs` passes. */
+/** Polls until `check` returns true or `timeoutMs` (a deadline for a busy machine) passes. */
 export async function eventually(
   check: () => boolean | Promise<boolean>,
-  timeoutMs = 5_000,
+  timeoutMs = 10_000,
 ): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
