@@ -1,8 +1,11 @@
 import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isModuleError, type ErrorKind } from '@modproxy/errors';
+import { isModuleError, type ErrorKind, type ModuleError } from '@modproxy/errors';
+import { sortVersions } from '@modproxy/gomod';
 import { createFixtureModules, createTempDir, type FixtureModules } from '@modproxy/testing';
+import { withDeadline } from './call-deadline';
 import { DirectUpstream } from './direct-upstream';
 import { GoCommand, goCommandError } from './go-command';
 
@@ -73,7 +76,13 @@ describe('GoCommand process handling', () => {
         'exit $code',
       ].join('\n'),
     );
-    const upstream = new DirectUpstream({ env: fixtures.directEnv, workDir, goBinary, concurrency: 2 });
+    const upstream = new DirectUpstream({
+      env: fixtures.directEnv,
+      workDir,
+      goBinary,
+      concurrency: 2,
+      hostConcurrency: 2,
+    });
     const versions = ['v1.0.0', 'v1.1.0', 'v1.2.0-pre', 'v1.10.0', fixtures.hello.untagged?.version ?? ''];
     const fetched = await Promise.all([
       ...versions.map((version) => upstream.fetch(fixtures.hello.path, version)),
@@ -132,9 +141,12 @@ describe('GoCommand process handling', () => {
     );
     const upstream = new DirectUpstream({ env: fixtures.directEnv, workDir, goBinary, concurrency: 1 });
     const first = upstream.list(fixtures.hello.path);
+    // The second call only once the first holds the slot, so that it is the one waiting.
+    await waitFor(async () => (await readFile(log, 'utf8').catch(() => '')) !== '');
     const controller = new AbortController();
     const second = rejectionKind(upstream.list(fixtures.mixedCase.path, { signal: controller.signal }));
-    await waitFor(async () => (await readFile(log, 'utf8').catch(() => '')) !== '');
+    // Its temp directory exists: it went on to wait for the slot.
+    await waitFor(async () => (await readdir(workDir)).length === 2);
     controller.abort();
     expect(await second).toBe('cancelled');
     expect(await first).toEqual(['v1.0.0']);
@@ -183,6 +195,226 @@ describe('GoCommand process handling', () => {
       PATH: '/usr/bin:/bin',
     });
     expect(env['GONOPROXY']).toBeUndefined();
+  });
+});
+
+describe('GoCommand environment', () => {
+  let fixtures: FixtureModules;
+  let scripts: string;
+  let workDir: string;
+
+  beforeAll(async () => {
+    fixtures = await createFixtureModules();
+    scripts = await createTempDir('go-env-wrappers-', fixtures.root);
+    workDir = await createTempDir('direct-work-', fixtures.root);
+  });
+
+  afterAll(async () => {
+    await fixtures?.close();
+  });
+
+  it('runs the go command with the allow-listed environment only, never the server’s secrets', async () => {
+    const recorded = join(scripts, 'recorded.env');
+    // Records what the go command gets, then is the go command.
+    const goBinary = join(scripts, 'go-env-recording');
+    await writeFile(goBinary, `#!/bin/sh\nenv -0 > ${recorded}\nexec go "$@"\n`);
+    await chmod(goBinary, 0o755);
+    const secrets: Record<string, string> = {
+      STORAGE_TOKEN: 'storage-token-s3cret-value-0001',
+      LATHENS_GRPC_TOKEN: 'lathens-token-s3cret-value-0002',
+      GRPC_TOKEN: 'grpc-token-s3cret-value-0003',
+      UPSTREAM_AUTHORIZATION: 'Bearer upstream-s3cret-value-0004',
+      REDIS_URL: 'redis://:redis-pw-s3cret-0005@127.0.0.1:6379',
+      QUEUE_REDIS_URL: 'redis://:queue-pw-s3cret-0006@127.0.0.1:6380',
+      MONGODB_URI: 'mongodb://admin:mongo-pw-s3cret-0007@127.0.0.1:27017',
+      AWS_SECRET_ACCESS_KEY: 'aws-s3cret-value-0008',
+      GOOGLE_APPLICATION_CREDENTIALS: '/run/secrets/gcp-s3cret-0009.json',
+      GIT_TOKEN: 'git-token-s3cret-0010',
+      GITHUB_TOKEN: 'github-token-s3cret-0011',
+    };
+    // What the fetch needs, all from the server's environment (no `env` option): if the allow
+    // list dropped any of it, the fixture could not be fetched.
+    const needed: Record<string, string> = {
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+      HOME: fixtures.env['HOME'] ?? '',
+      TMPDIR: tmpdir(),
+      GIT_CONFIG_GLOBAL: fixtures.gitConfigPath,
+      GIT_CONFIG_NOSYSTEM: '1',
+      GIT_CONFIG_COUNT: '1',
+      GIT_CONFIG_KEY_0: 'advice.detachedHead',
+      GIT_CONFIG_VALUE_0: 'false',
+      GIT_SSH_COMMAND: 'ssh -o BatchMode=yes',
+      GOSUMDB: 'off',
+      GONOSUMDB: 'example.test',
+      SSL_CERT_FILE: '/etc/ssl/certs/ca-certificates.crt',
+      SSL_CERT_DIR: '/etc/ssl/certs',
+      HTTPS_PROXY: 'http://127.0.0.1:9',
+      HTTP_PROXY: 'http://127.0.0.1:9',
+      NO_PROXY: '127.0.0.1,localhost,::1',
+      https_proxy: 'http://127.0.0.1:9',
+      no_proxy: '127.0.0.1,localhost,::1',
+    };
+    const upstream = new DirectUpstream({
+      workDir,
+      goBinary,
+      netrcPath: join(fixtures.root, 'netrc'),
+      baseEnv: { ...secrets, ...needed },
+    });
+    const fetched = await upstream.fetch(fixtures.hello.path, 'v1.0.0');
+    await fetched.release();
+    expect(fetched.version).toBe('v1.0.0');
+
+    const dump = await readFile(recorded, 'utf8');
+    const env = Object.fromEntries(
+      dump
+        .split('\0')
+        .filter((entry) => entry !== '')
+        .map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]),
+    );
+    expect(env).toMatchObject({ ...needed, NETRC: join(fixtures.root, 'netrc'), GOPROXY: 'direct' });
+    for (const name of Object.keys(secrets)) expect(env, name).not.toHaveProperty(name);
+    for (const value of Object.values(secrets)) expect(dump).not.toContain(value);
+    // Nothing else of the server's environment came along: only the allow list and what the
+    // go command is always given.
+    const alwaysSet = ['GOPATH', 'GOMODCACHE', 'GOCACHE', 'GOPROXY', 'GOFLAGS', 'GOWORK', 'GO111MODULE'];
+    const forced = ['GIT_TERMINAL_PROMPT', 'GCM_INTERACTIVE', 'GOTOOLCHAIN', 'NETRC', 'PWD', 'SHLVL', '_'];
+    expect(
+      Object.keys(env)
+        .filter((name) => !(name in needed) && !alwaysSet.includes(name) && !forced.includes(name))
+        .sort(),
+    ).toEqual([]);
+  });
+});
+
+describe('GoCommand under pressure', () => {
+  let fixtures: FixtureModules;
+  let scripts: string;
+  let workDir: string;
+  let goBinary: string;
+  let test = 0;
+
+  beforeAll(async () => {
+    fixtures = await createFixtureModules();
+    scripts = await createTempDir('go-slow-wrappers-', fixtures.root);
+    workDir = await createTempDir('direct-work-', fixtures.root);
+    // A VCS host that answers only when the test says so: a go command for a slow.test module
+    // records that it started and blocks until $RELEASE exists; any other module is fetched by
+    // the real go command.
+    goBinary = join(scripts, 'go-slow-host');
+    await writeFile(
+      goBinary,
+      [
+        '#!/bin/sh',
+        'case "$*" in',
+        '  *slow.test*)',
+        '    echo "$*" >> "$STARTED"',
+        '    while [ ! -e "$RELEASE" ]; do sleep 0.02; done',
+        `    echo '{"Path":"slow.test/x","Versions":["v1.0.0"]}'`,
+        '    exit 0;;',
+        'esac',
+        'exec go "$@"',
+        '',
+      ].join('\n'),
+    );
+    await chmod(goBinary, 0o755);
+  });
+
+  afterAll(async () => {
+    await fixtures?.close();
+  });
+
+  /** A go command for this test only, with its own "started" log and release file. */
+  function slowHost(options: { concurrency: number; hostConcurrency?: number; queueLimit?: number }) {
+    test++;
+    const started = join(scripts, `started-${test}.log`);
+    const release = join(scripts, `release-${test}`);
+    const go = new GoCommand({
+      goBinary,
+      workDir,
+      env: { ...fixtures.directEnv, STARTED: started, RELEASE: release },
+      ...options,
+    });
+    const run = (module: string, signal?: AbortSignal) =>
+      go.run(['list', '-m', '-json', '-versions', module], {
+        dir: workDir,
+        op: 'upstream.direct.list',
+        module,
+        ...(signal ? { signal } : {}),
+      });
+    const startedModules = async (): Promise<string[]> =>
+      (await readFile(started, 'utf8').catch(() => ''))
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => line.split(' ').at(-1) ?? '');
+    const waitStarted = (count: number) => waitFor(async () => (await startedModules()).length >= count);
+    return { go, run, startedModules, waitStarted, release: () => writeFile(release, '') };
+  }
+
+  it('answers unavailable with Retry-After at once when the queue is full, and starts nothing for it', async () => {
+    const host = slowHost({ concurrency: 1, queueLimit: 1 });
+    const first = host.run('slow.test/a');
+    await host.waitStarted(1);
+    const second = host.run('slow.test/b');
+    expect(host.go.queued).toBe(1);
+    const refused = (await host.run('slow.test/c').catch((error: unknown) => error)) as ModuleError;
+    expect(refused.kind).toBe('unavailable');
+    expect(refused.retryAfterSeconds).toBe(10);
+    expect(refused.message).toContain('slow.test/c');
+    expect(refused.detail).toContain('queue is full');
+    await host.release();
+    await Promise.all([first, second]);
+    expect(await host.startedModules()).toEqual(['slow.test/a', 'slow.test/b']);
+    expect([host.go.running, host.go.queued]).toEqual([0, 0]);
+  });
+
+  it('never gives one host more than hostConcurrency slots, so other hosts still get theirs', async () => {
+    const host = slowHost({ concurrency: 2, hostConcurrency: 1 });
+    const slowA = host.run('slow.test/a');
+    await host.waitStarted(1);
+    const slowB = host.run('slow.test/b');
+    // A slot is free, but not for slow.test.
+    expect([host.go.running, host.go.queued]).toEqual([1, 1]);
+    // A module of another host takes the free slot and is fetched while slow.test still blocks.
+    const other = await host.run(fixtures.hello.path);
+    expect(other.exitCode).toBe(0);
+    expect(sortVersions((JSON.parse(other.stdout) as { Versions: string[] }).Versions)).toEqual(
+      fixtures.hello.versions,
+    );
+    expect(await host.startedModules()).toEqual(['slow.test/a']);
+    await host.release();
+    await Promise.all([slowA, slowB]);
+    expect(await host.startedModules()).toEqual(['slow.test/a', 'slow.test/b']);
+  });
+
+  it('answers timeout when a deadline fires the signal, cancelled only when the caller leaves', async () => {
+    const host = slowHost({ concurrency: 1 });
+    const deadline = () => new DOMException('the fetch deadline passed', 'TimeoutError');
+    const runningCall = new AbortController();
+    const running = rejectionKind(host.run('slow.test/running', runningCall.signal));
+    await host.waitStarted(1);
+    const waitingCall = new AbortController();
+    const waiting = rejectionKind(host.run('slow.test/waiting', waitingCall.signal));
+    expect(host.go.queued).toBe(1);
+    waitingCall.abort(deadline());
+    expect(await waiting).toBe('timeout');
+    runningCall.abort(deadline());
+    expect(await running).toBe('timeout');
+
+    // The signal withDeadline makes for an upstream call, with a caller that stays.
+    const caller = new AbortController();
+    expect(await rejectionKind(host.run('slow.test/deadline', withDeadline(caller.signal, 300)))).toBe(
+      'timeout',
+    );
+    // The same signal when the caller goes away first.
+    const leaving = rejectionKind(host.run('slow.test/leaving', withDeadline(caller.signal, 300_000)));
+    await host.waitStarted(3);
+    caller.abort();
+    expect(await leaving).toBe('cancelled');
+    expect(await host.startedModules()).toEqual([
+      'slow.test/running',
+      'slow.test/deadline',
+      'slow.test/leaving',
+    ]);
   });
 });
 

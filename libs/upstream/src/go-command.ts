@@ -3,6 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { errors, type ModuleError } from '@modproxy/errors';
+import { abortedByDeadline } from './abort-reason';
+import { HostSlots } from './host-slots';
 
 export interface GoCommandOptions {
   /** The go command to run, a name on PATH or a path. @default 'go' */
@@ -17,11 +19,24 @@ export interface GoCommandOptions {
   netrcPath?: string;
   /** Go processes running at once; more calls wait for a slot. @default 4 */
   concurrency?: number;
+  /**
+   * Go processes at once for modules of one host (a module path's first element), so that one
+   * slow or hostile VCS host cannot hold every slot. @default concurrency - 1, at least 1
+   */
+  hostConcurrency?: number;
+  /**
+   * Calls waiting for a slot; past it a call fails at once with `unavailable` (503 with
+   * `Retry-After`) instead of waiting out its deadline. 0: never wait. @default 128
+   */
+  queueLimit?: number;
   /** Deadline of one go command, from its start; its whole process group is killed after it. @default 300000 */
   timeoutMs?: number;
   /** Parent directory of the temp GOPATHs; must not be inside a Go module. @default os.tmpdir() */
   workDir?: string;
-  /** The environment the go command starts from. @default process.env */
+  /**
+   * The server's environment, of which the go command gets only what it needs to reach VCS
+   * hosts ({@link inheritedFromServer}); never its secrets. @default process.env
+   */
   baseEnv?: Record<string, string | undefined>;
 }
 
@@ -43,10 +58,70 @@ export interface GoRunResult {
 }
 
 /**
- * Variables of the server's own environment that would change how the go command fetches
- * (the server may well run with a GOPROXY pointing at itself); they are never inherited.
+ * What the go command takes from the server's environment: where programs and home are, the
+ * go and git settings for reaching VCS hosts (checksum database, private modules, git config,
+ * ssh, CA files), the HTTP proxy and the netrc. An allow list, because the server's
+ * environment also holds its own secrets (STORAGE_TOKEN, LATHENS_GRPC_TOKEN,
+ * UPSTREAM_AUTHORIZATION, REDIS_URL, MONGODB_URI, cloud credentials …) and the go command runs
+ * git, ssh and whatever a repository's git config names. Names are listed one by one rather
+ * than by prefix: `GO*` would let `GOOGLE_APPLICATION_CREDENTIALS` through, `GIT_*` a `GIT_TOKEN`.
+ * GOPROXY, GOFLAGS, GONOPROXY, GOPATH and the caches are not here: every command sets its own.
  */
-const NOT_INHERITED = [
+const INHERITED_FROM_SERVER: ReadonlySet<string> = new Set([
+  'PATH',
+  'HOME',
+  'TMPDIR',
+  'XDG_CONFIG_HOME',
+  'XDG_CACHE_HOME',
+  'GOROOT',
+  'GOSUMDB',
+  'GONOSUMDB',
+  'GONOSUMCHECK',
+  'GOPRIVATE',
+  'GOINSECURE',
+  'GOVCS',
+  'GOAUTH',
+  'GOTELEMETRY',
+  'GIT_CONFIG_GLOBAL',
+  'GIT_CONFIG_SYSTEM',
+  'GIT_CONFIG_NOSYSTEM',
+  'GIT_CONFIG_COUNT',
+  'GIT_SSH',
+  'GIT_SSH_COMMAND',
+  'GIT_SSH_VARIANT',
+  'GIT_ASKPASS',
+  'GIT_SSL_NO_VERIFY',
+  'GIT_SSL_CAINFO',
+  'GIT_SSL_CAPATH',
+  'GIT_ALLOW_PROTOCOL',
+  'GIT_PROTOCOL_FROM_USER',
+  'GIT_PROXY_COMMAND',
+  'GIT_HTTP_USER_AGENT',
+  'GIT_HTTP_LOW_SPEED_LIMIT',
+  'GIT_HTTP_LOW_SPEED_TIME',
+  'GIT_TRACE',
+  'GIT_CURL_VERBOSE',
+  'SSH_AUTH_SOCK',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'NO_PROXY',
+  'ALL_PROXY',
+  'http_proxy',
+  'https_proxy',
+  'no_proxy',
+  'all_proxy',
+  'NETRC',
+]);
+/** `git -c` settings given through the environment (GIT_CONFIG_COUNT with KEY_n/VALUE_n). */
+const GIT_CONFIG_PAIR = /^GIT_CONFIG_(KEY|VALUE)_\d+$/;
+
+/**
+ * Variables that would change how the go command fetches (the server may well run with a
+ * GOPROXY pointing at itself); the extra `env` cannot set them either.
+ */
+const SET_PER_COMMAND = [
   'GOPROXY',
   'GOFLAGS',
   'GONOPROXY',
@@ -56,6 +131,8 @@ const NOT_INHERITED = [
   'GOWORK',
   'GO111MODULE',
 ];
+/** A full queue's `Retry-After`: about how long a few go commands take to make room. */
+const QUEUE_FULL_RETRY_AFTER_SECONDS = 10;
 /** stderr beyond this is dropped (keeping the end, where the go command says what failed). */
 const MAX_STDERR_CHARS = 64 * 1024;
 /** Errors quote this much of the go command's stderr. */
@@ -63,21 +140,24 @@ const ERROR_EXCERPT_CHARS = 400;
 
 /**
  * Runs the go command for direct fetches: each call in an isolated GOPATH/GOMODCACHE,
- * GOPROXY=direct whatever the server's own environment says, at most `concurrency`
- * processes at once, and a deadline after which the whole process group (git included) dies.
+ * GOPROXY=direct whatever the server's own environment says, with an allow-listed environment,
+ * at most `concurrency` processes at once (`hostConcurrency` for one VCS host), a bounded
+ * queue, and a deadline after which the whole process group (git included) dies.
  */
 export class GoCommand {
   private readonly goBinary: string;
-  private readonly concurrency: number;
   private readonly timeoutMs: number;
   private readonly workDir: string;
   private readonly baseEnv: Record<string, string>;
-  private active = 0;
-  private readonly waiting: Array<() => void> = [];
+  private readonly queueLimit: number;
+  private readonly slots: HostSlots;
 
   constructor(options: GoCommandOptions = {}) {
     this.goBinary = options.goBinary ?? 'go';
-    this.concurrency = Math.max(1, options.concurrency ?? 4);
+    const concurrency = Math.max(1, options.concurrency ?? 4);
+    const hostConcurrency = Math.max(1, Math.min(concurrency, options.hostConcurrency ?? concurrency - 1));
+    this.slots = new HostSlots(concurrency, hostConcurrency);
+    this.queueLimit = Math.max(0, options.queueLimit ?? 128);
     this.timeoutMs = options.timeoutMs ?? 300_000;
     this.workDir = options.workDir ?? tmpdir();
     this.baseEnv = buildBaseEnv(options);
@@ -85,7 +165,12 @@ export class GoCommand {
 
   /** Go processes running now. */
   get running(): number {
-    return this.active;
+    return this.slots.active;
+  }
+
+  /** Calls waiting for a slot now. */
+  get queued(): number {
+    return this.slots.waiting;
   }
 
   /** A fresh directory for one or more go commands; the caller removes it with `removeTempDir`. */
@@ -113,46 +198,45 @@ export class GoCommand {
    * the exit code; rejects only with `timeout`, `cancelled` or (the go command cannot be started) `internal`.
    */
   async run(args: readonly string[], options: GoRunOptions): Promise<GoRunResult> {
-    await this.acquire(options);
+    const host = vcsHost(options.module);
+    await this.acquire(host, args, options);
     try {
       return await this.spawn(args, options);
     } finally {
-      this.releaseSlot();
+      this.slots.release(host);
     }
   }
 
-  private async acquire(options: GoRunOptions): Promise<void> {
-    if (options.signal?.aborted) throw cancelled(options);
-    if (this.active < this.concurrency) {
-      this.active++;
-      return;
+  /**
+   * A slot, at once or after waiting in the queue; a full queue fails at once, since waiting
+   * behind it would only run out the caller's deadline.
+   */
+  private async acquire(host: string, args: readonly string[], options: GoRunOptions): Promise<void> {
+    if (options.signal?.aborted) throw abortError(options, args, 'before it started');
+    if (this.slots.tryAcquire(host)) return;
+    if (this.slots.waiting >= this.queueLimit) {
+      throw errors.unavailable(
+        options.op,
+        `${subject(options, args)}: too many fetches from version control are waiting; try again shortly`,
+        {
+          module: options.module,
+          version: options.version,
+          retryAfterSeconds: QUEUE_FULL_RETRY_AFTER_SECONDS,
+          detail: `upstream direct: the go command's queue is full (${this.slots.waiting} waiting, ${this.slots.active} running)`,
+        },
+      );
     }
-    await new Promise<void>((resolve, reject) => {
-      const grant = (): void => {
-        options.signal?.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      const onAbort = (): void => {
-        const index = this.waiting.indexOf(grant);
-        if (index >= 0) this.waiting.splice(index, 1);
-        reject(cancelled(options));
-      };
-      this.waiting.push(grant);
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-
-  private releaseSlot(): void {
-    const next = this.waiting.shift();
-    // The slot passes straight to the next waiter, so `active` stays as it is.
-    if (next) next();
-    else this.active--;
+    try {
+      await this.slots.wait(host, options.signal);
+    } catch {
+      throw abortError(options, args, 'while waiting for a free go command');
+    }
   }
 
   private spawn(args: readonly string[], options: GoRunOptions): Promise<GoRunResult> {
     return new Promise((resolve, reject) => {
       if (options.signal?.aborted) {
-        reject(cancelled(options));
+        reject(abortError(options, args, 'before it started'));
         return;
       }
       const child = spawn(this.goBinary, args, {
@@ -200,13 +284,18 @@ export class GoCommand {
         cleanUp();
         if (endedBy === 'timeout') {
           reject(
-            errors.timeout(options.op, `go ${args[0] ?? ''} did not finish within ${this.timeoutMs} ms`, {
-              module: options.module,
-              version: options.version,
-            }),
+            errors.timeout(
+              options.op,
+              `${subject(options, args)}: timed out: the go command did not finish within ${this.timeoutMs} ms`,
+              {
+                module: options.module,
+                version: options.version,
+                detail: `upstream direct: go ${args.join(' ')} killed after ${this.timeoutMs} ms`,
+              },
+            ),
           );
         } else if (endedBy === 'cancelled') {
-          reject(cancelled(options));
+          reject(abortError(options, args, 'while the go command ran'));
         } else {
           resolve({
             stdout: Buffer.concat(stdout).toString('utf8'),
@@ -219,10 +308,15 @@ export class GoCommand {
   }
 }
 
+/** Whether the go command gets this variable of the server's environment. */
+export function inheritedFromServer(name: string): boolean {
+  return INHERITED_FROM_SERVER.has(name) || GIT_CONFIG_PAIR.test(name);
+}
+
 function buildBaseEnv(options: GoCommandOptions): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(options.baseEnv ?? process.env)) {
-    if (value !== undefined && !NOT_INHERITED.includes(key)) env[key] = value;
+    if (value !== undefined && inheritedFromServer(key)) env[key] = value;
   }
   // A go command waiting for a password would hang until the deadline.
   env['GIT_TERMINAL_PROMPT'] = '0';
@@ -232,7 +326,7 @@ function buildBaseEnv(options: GoCommandOptions): Record<string, string> {
   if (options.netrcPath !== undefined) env['NETRC'] = options.netrcPath;
   const extra = { ...options.env };
   const extraFlags = extra['GOFLAGS'];
-  for (const key of NOT_INHERITED) delete extra[key];
+  for (const key of SET_PER_COMMAND) delete extra[key];
   Object.assign(env, extra);
   env['GOPROXY'] = 'direct';
   env['GOFLAGS'] = ['-modcacherw', extraFlags ?? ''].join(' ').trim();
@@ -241,11 +335,30 @@ function buildBaseEnv(options: GoCommandOptions): Record<string, string> {
   return env;
 }
 
-function cancelled(options: GoRunOptions): ModuleError {
-  return errors.cancelled(options.op, 'the caller gave up', {
-    module: options.module,
-    version: options.version,
-  });
+/** The VCS host of a module path, its first element: what `hostConcurrency` counts by. */
+function vcsHost(module: string | undefined): string {
+  return module?.split('/', 1)[0] ?? '';
+}
+
+/** What a command was about, for messages: `module@version`, or the command itself. */
+function subject(options: GoRunOptions, args: readonly string[]): string {
+  if (options.module === undefined) return `go ${args.slice(0, 2).join(' ')}`;
+  return options.version === undefined ? options.module : `${options.module}@${options.version}`;
+}
+
+/**
+ * The caller's signal fired: `timeout` when a deadline fired it (the fetch deadline, an
+ * upstream call's deadline), `cancelled` only when the caller itself went away.
+ */
+function abortError(options: GoRunOptions, args: readonly string[], when: string): ModuleError {
+  const context = { module: options.module, version: options.version };
+  if (options.signal && abortedByDeadline(options.signal)) {
+    return errors.timeout(options.op, `${subject(options, args)}: timed out fetching from version control`, {
+      ...context,
+      detail: `upstream direct: the deadline passed ${when} (go ${args.join(' ')})`,
+    });
+  }
+  return errors.cancelled(options.op, `${subject(options, args)}: cancelled by the caller`, context);
 }
 
 /**

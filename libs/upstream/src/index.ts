@@ -8,3 +8,4 @@ export * from './direct-upstream';
 export * from './create-upstream';
 export * from './upstream-config';
 export { withDeadline } from './call-deadline';
+export { abortedByDeadline } from './abort-reason';

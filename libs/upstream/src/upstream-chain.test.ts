@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { errors, isModuleError, type ErrorKind } from '@modproxy/errors';
+import { ModuleFilter } from '@modproxy/gomod';
 import { GoproxyUpstream } from './goproxy-upstream';
 import { parseGoproxyList } from './parse-goproxy';
 import { hold, json, LoopbackServer, reply, type RouteHandler } from './test-support/loopback-server';
@@ -215,6 +216,14 @@ describe('UpstreamChain errors', () => {
     expect(b.count()).toBe(0);
   });
 
+  it('answers timeout, not cancelled, when a deadline fired the caller’s signal', async () => {
+    const signal = AbortSignal.abort(new DOMException('the fetch deadline passed', 'TimeoutError'));
+    const error = await failure(chain(`${a.url}|${b.url}`).list(MODULE, { signal }));
+    expect(error.kind).toBe('timeout');
+    expect(error.message).toContain(MODULE);
+    expect(a.count() + b.count()).toBe(0);
+  });
+
   it('turns a foreign error of an upstream into a ModuleError', async () => {
     direct = new RecordingUpstream(() => new TypeError('oops'));
     const error = await failure(chain('direct').list(MODULE));
@@ -238,6 +247,22 @@ describe('UpstreamChain', () => {
   it('is named after its list', () => {
     expect(chain(`${a.url},${b.url}|direct`).name).toBe(`${a.url},${b.url}|direct`);
     expect(chain(`${a.url}|off`).name).toBe(`${a.url}|off`);
+  });
+
+  it('never asks any upstream about a module its filter refuses', async () => {
+    serveModule(a, 'A');
+    const filtered = createUpstreamChain(
+      parseGoproxyList(`${a.url},direct`),
+      { direct: () => direct, goproxy: (url) => new GoproxyUpstream({ url, tempDir }) },
+      { moduleFilter: new ModuleFilter({ deny: 'example.com/mod' }) },
+    );
+    for (const call of Object.values(METHODS)) {
+      const error = await failure(call(filtered));
+      expect(error.kind).toBe('forbidden');
+      expect(error.message).toContain(MODULE);
+    }
+    expect([a.count(), direct.calls]).toEqual([0, 0]);
+    await filtered.close();
   });
 
   it('needs at least one upstream', () => {

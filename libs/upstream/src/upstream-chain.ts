@@ -1,4 +1,6 @@
 import { errors, isModuleError, toModuleError, type ModuleError } from '@modproxy/errors';
+import type { ModuleFilter } from '@modproxy/gomod';
+import { abortedByDeadline } from './abort-reason';
 import { OffUpstream } from './off-upstream';
 import type { GoproxyListEntry } from './parse-goproxy';
 import type { FetchedVersion, Upstream, UpstreamCallOptions } from './upstream';
@@ -25,6 +27,15 @@ export interface UpstreamFactories {
   goproxy: (url: string) => Upstream;
 }
 
+export interface UpstreamChainOptions {
+  /**
+   * Modules no upstream is ever asked about: they are refused with `forbidden` before the first
+   * link. The apps refuse them at their edge too; this keeps background work (a revalidation
+   * queued before the filter changed) from reaching upstream for them. @default none refused
+   */
+  moduleFilter?: ModuleFilter;
+}
+
 /** How helpful an error is to the user (higher is better); the most helpful one is reported. */
 const RANK_NOT_FOUND = 0;
 const RANK_FAILURE = 1;
@@ -44,11 +55,13 @@ const RANK_PREFERRED = 2;
 export class UpstreamChain implements Upstream {
   readonly name: string;
   private readonly links: readonly UpstreamChainLink[];
+  private readonly moduleFilter: ModuleFilter | undefined;
 
-  constructor(links: readonly UpstreamChainLink[]) {
+  constructor(links: readonly UpstreamChainLink[], options: UpstreamChainOptions = {}) {
     if (links.length === 0)
       throw errors.invalidArgument('upstream.chain', 'an upstream chain needs at least one upstream');
     this.links = [...links];
+    this.moduleFilter = options.moduleFilter;
     this.name = this.links
       .map(
         (link, i) =>
@@ -61,30 +74,35 @@ export class UpstreamChain implements Upstream {
   }
 
   list(module: string, options: UpstreamCallOptions = {}): Promise<string[]> {
-    return this.walk('list', options, (upstream) => upstream.list(module, options));
+    return this.walk('list', module, undefined, options, (upstream) => upstream.list(module, options));
   }
 
   latest(module: string, options: UpstreamCallOptions = {}): Promise<Buffer> {
-    return this.walk('latest', options, (upstream) => upstream.latest(module, options));
+    return this.walk('latest', module, undefined, options, (upstream) => upstream.latest(module, options));
   }
 
   info(module: string, query: string, options: UpstreamCallOptions = {}): Promise<Buffer> {
-    return this.walk('info', options, (upstream) => upstream.info(module, query, options));
+    return this.walk('info', module, query, options, (upstream) => upstream.info(module, query, options));
   }
 
   fetch(module: string, version: string, options: UpstreamCallOptions = {}): Promise<FetchedVersion> {
-    return this.walk('fetch', options, (upstream) => upstream.fetch(module, version, options));
+    return this.walk('fetch', module, version, options, (upstream) =>
+      upstream.fetch(module, version, options),
+    );
   }
 
   private async walk<T>(
     method: string,
+    module: string,
+    version: string | undefined,
     options: UpstreamCallOptions,
     call: (upstream: Upstream) => Promise<T>,
   ): Promise<T> {
     const op = `upstream.chain.${method}`;
+    this.moduleFilter?.check(op, module, version);
     let best: { error: ModuleError; rank: number } | undefined;
     for (const link of this.links) {
-      if (options.signal?.aborted) throw errors.cancelled(op, `${this.name}: cancelled by the caller`);
+      if (options.signal?.aborted) throw abortError(op, options.signal, module, version);
       let error: ModuleError;
       try {
         return await call(link.upstream);
@@ -104,6 +122,19 @@ export class UpstreamChain implements Upstream {
   }
 }
 
+/** The caller's signal fired between links: a deadline is `timeout`, a caller leaving `cancelled`. */
+function abortError(
+  op: string,
+  signal: AbortSignal,
+  module: string,
+  version: string | undefined,
+): ModuleError {
+  const subject = version === undefined ? module : `${module}@${version}`;
+  return abortedByDeadline(signal)
+    ? errors.timeout(op, `${subject}: timed out asking upstream`, { module, version })
+    : errors.cancelled(op, `${subject}: cancelled by the caller`, { module, version });
+}
+
 /**
  * Builds the chain a parsed GOPROXY list describes: `direct` from `factories.direct` (its
  * errors preferred, as the go command does), proxies from `factories.goproxy`, `off` as an
@@ -112,6 +143,7 @@ export class UpstreamChain implements Upstream {
 export function createUpstreamChain(
   entries: readonly GoproxyListEntry[],
   factories: UpstreamFactories,
+  options: UpstreamChainOptions = {},
 ): UpstreamChain {
   return new UpstreamChain(
     entries.map((entry): UpstreamChainLink => {
@@ -124,5 +156,6 @@ export function createUpstreamChain(
           return { upstream: factories.goproxy(entry.url), fallThroughOnError: entry.fallThroughOnError };
       }
     }),
+    options,
   );
 }

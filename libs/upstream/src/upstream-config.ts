@@ -1,14 +1,28 @@
 import { z } from 'zod';
 import { durationMs, positiveInt } from '@modproxy/config';
+import { checkPrefixPatterns, ModuleFilter } from '@modproxy/gomod';
 import { createUpstreamFromList } from './create-upstream';
 import { parseGoproxyList } from './parse-goproxy';
 import type { UpstreamChain } from './upstream-chain';
 
+/** GOPRIVATE-style module patterns: comma-separated globs matched against leading path elements. */
+const modulePatterns = () =>
+  z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      const problem = value === undefined ? undefined : checkPrefixPatterns(value);
+      if (problem)
+        ctx.addIssue({ code: 'custom', message: `${problem} (comma-separated globs, as in GOPRIVATE)` });
+    });
+
 /**
  * The configuration variables of an upstream, the same in every app that fetches: the
  * GOPROXY-style list (validated here, so a bad list stops start-up naming `UPSTREAM`), deadlines,
- * credentials for upstream proxies, and the go command for `direct` with the go variables an
- * operator sets for it (checksum database, private modules, a .netrc).
+ * credentials for upstream proxies, the go command for `direct` with the go variables an
+ * operator sets for it (checksum database, private modules, a .netrc) and its limits, and the
+ * module filter (which modules are served at all). Apps add {@link checkUpstreamConfig} to
+ * their schema's refinements.
  */
 export const upstreamConfigShape = {
   UPSTREAM: z
@@ -25,15 +39,50 @@ export const upstreamConfigShape = {
   UPSTREAM_AUTHORIZATION: z.string().optional(),
   GO_BINARY: z.string().min(1).default('go'),
   GO_CONCURRENCY: positiveInt(4),
+  /** Go commands at once for one VCS host (a module path's first element); default GO_CONCURRENCY - 1, at least 1. */
+  GO_HOST_CONCURRENCY: z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .positive('must be greater than 0')
+    .optional(),
+  /** Go commands waiting for a slot; past it, 503 with Retry-After at once. 0: never wait. */
+  GO_QUEUE_LIMIT: z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(0, 'must be 0 or more')
+    .default(128),
   GO_WORK_DIR: z.string().optional(),
   NETRC_PATH: z.string().optional(),
   GOSUMDB: z.string().optional(),
   GONOSUMDB: z.string().optional(),
   GOPRIVATE: z.string().optional(),
   GOINSECURE: z.string().optional(),
+  /** When set, only modules matching one of these patterns are served (403 for the others). */
+  ALLOWED_MODULES: modulePatterns(),
+  /** Modules never served nor fetched (403); wins over ALLOWED_MODULES. */
+  DENIED_MODULES: modulePatterns(),
 };
 
 export type UpstreamConfig = z.infer<z.ZodObject<typeof upstreamConfigShape>>;
+
+/** The checks across upstream variables, for an app schema's `superRefine`. */
+export function checkUpstreamConfig(config: UpstreamConfig, ctx: z.RefinementCtx): void {
+  if (config.GO_HOST_CONCURRENCY !== undefined && config.GO_HOST_CONCURRENCY > config.GO_CONCURRENCY) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['GO_HOST_CONCURRENCY'],
+      message: `must not exceed GO_CONCURRENCY (${config.GO_CONCURRENCY})`,
+    });
+  }
+}
+
+/** The module filter the configuration describes, the same for every app (proxy, lathens, …). */
+export function moduleFilterFromConfig(config: UpstreamConfig): ModuleFilter {
+  return new ModuleFilter({
+    ...(config.ALLOWED_MODULES ? { allow: config.ALLOWED_MODULES } : {}),
+    ...(config.DENIED_MODULES ? { deny: config.DENIED_MODULES } : {}),
+  });
+}
 
 export interface UpstreamFromConfigOptions {
   /** Deadline of one whole fetch (a go command, a zip download). */
@@ -42,7 +91,7 @@ export interface UpstreamFromConfigOptions {
   goEnv?: Record<string, string>;
 }
 
-/** The upstream the configuration describes. */
+/** The upstream the configuration describes; it never asks about a module the filter refuses. */
 export function createUpstreamFromConfig(
   config: UpstreamConfig,
   options: UpstreamFromConfigOptions,
@@ -57,6 +106,8 @@ export function createUpstreamFromConfig(
       goBinary: config.GO_BINARY,
       env,
       concurrency: config.GO_CONCURRENCY,
+      ...(config.GO_HOST_CONCURRENCY ? { hostConcurrency: config.GO_HOST_CONCURRENCY } : {}),
+      queueLimit: config.GO_QUEUE_LIMIT,
       timeoutMs: options.fetchTimeoutMs,
       ...(config.NETRC_PATH ? { netrcPath: config.NETRC_PATH } : {}),
       ...(config.GO_WORK_DIR ? { workDir: config.GO_WORK_DIR } : {}),
@@ -66,5 +117,6 @@ export function createUpstreamFromConfig(
       zipTimeoutMs: options.fetchTimeoutMs,
       ...(config.UPSTREAM_AUTHORIZATION ? { headers: { authorization: config.UPSTREAM_AUTHORIZATION } } : {}),
     },
+    moduleFilter: moduleFilterFromConfig(config),
   });
 }
