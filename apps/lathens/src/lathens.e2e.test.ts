@@ -16,6 +16,7 @@ import {
   type RedisServer,
   type StaticGoproxy,
 } from '@modproxy/testing';
+import type { ListAnswer } from '@modproxy/versions';
 import { GrpcVersions } from '@modproxy/versions-grpc';
 import { loadLathensConfig } from './config';
 import { startLathens, type RunningLathens } from './server';
@@ -186,9 +187,22 @@ describe('lathens (gRPC and HTTP, Redis, BullMQ, real upstream and storage)', ()
     await publish(module, ['v1.0.0']);
     expect((await client.list(module)).versions).toEqual(['v1.0.0']);
     await publish(module, ['v1.0.0', 'v2.0.0+incompatible']);
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
-    expect(await client.list(module)).toEqual({ versions: ['v1.0.0'], source: 'cache', stale: false });
-    expect(await eventually(async () => (await client.list(module)).versions.length === 2)).toBe(true);
+    // Asking until the new version shows crosses the 1 s soft TTL by itself, with no guess of
+    // how long to sleep. Every answer until then is the cached one: no request waited for upstream.
+    const answers: ListAnswer[] = [];
+    const revalidated = await eventually(async () => {
+      const answer = await client.list(module);
+      answers.push(answer);
+      return answer.versions.length === 2;
+    });
+    expect(revalidated).toBe(true);
+    expect(answers.at(-1)).toEqual({
+      versions: ['v1.0.0', 'v2.0.0+incompatible'],
+      source: 'cache',
+      stale: false,
+    });
+    for (const answer of answers.slice(0, -1))
+      expect(answer).toEqual({ versions: ['v1.0.0'], source: 'cache', stale: false });
     expect(upstream.requestCount(`/${escapePath(module)}/@v/list`)).toBe(2);
     expect(lathens.composition.worker?.processedJobs).toBeGreaterThanOrEqual(1);
 
