@@ -1,5 +1,15 @@
 /**
- * The BullMQ queues the apps coordinate through: queue names, typed producers of the jobs.v1
- * payloads, retry and backoff defaults, and per-host politeness for the workers.
+ * The BullMQ queues the apps coordinate through: queue names, typed producers and consumers of
+ * the jobs.v1 payloads, job ids, retry and backoff defaults, waiting for a job, and the Redis
+ * connection they run on.
  */
-export {};
+export * from './queue-names';
+export * from './redis-connection';
+export * from './job-contracts';
+export * from './job-ids';
+export * from './job-options';
+export * from './job-failure';
+export * from './job-events';
+export * from './fetch-queue';
+export * from './crawl-queue';
+export * from './job-worker';

@@ -35,20 +35,8 @@ export function createCacheRedis(url: string, options: RedisConnectionOptions = 
   return redis;
 }
 
-/**
- * A Redis connection for BullMQ: commands wait for a reconnection instead of failing
- * (`maxRetriesPerRequest: null`, as BullMQ requires for its blocking commands).
- */
-export function createQueueRedis(url: string, options: RedisConnectionOptions = {}): Redis {
-  const maxDelay = options.maxReconnectDelayMs ?? 1_000;
-  const redis = new Redis(url, {
-    maxRetriesPerRequest: null,
-    retryStrategy: (attempt) => Math.min(attempt * 50, maxDelay),
-    ...(options.connectionName ? { connectionName: options.connectionName } : {}),
-  });
-  redis.on('error', () => undefined);
-  return redis;
-}
+// The BullMQ connection lives with the queues, where lathens and crathens both find it.
+export { createQueueRedis } from '@modproxy/queue';
 
 /** Resolves once the connection is ready; `unavailable` after `timeoutMs`. */
 export async function waitForRedis(redis: Redis, timeoutMs = 10_000): Promise<void> {

@@ -1,0 +1,75 @@
+import type { Queue } from 'bullmq';
+import { Counter, Gauge, Histogram, type Registry } from '@modproxy/observability';
+import type { JobWorkerEvents } from '@modproxy/queue';
+
+/** The states whose sizes `/metrics` shows for every queue. */
+const DEPTH_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'] as const;
+
+/**
+ * Job metrics of every worker in crathens. Labels are the queue, the job name (the message
+ * name) and the outcome: a bounded set, never a module path.
+ */
+export class JobMetrics {
+  private readonly attempts: Counter<'queue' | 'name' | 'outcome'>;
+  private readonly durations: Histogram<'queue' | 'name' | 'outcome'>;
+  private readonly stalled: Counter<'queue'>;
+  private readonly queues = new Set<Queue>();
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.attempts = new Counter({
+      name: 'crathens_job_attempts_total',
+      help: 'Job attempts by queue, job name and outcome (completed, retrying, failed, invalid, delayed, handed-back)',
+      labelNames: ['queue', 'name', 'outcome'] as const,
+      registers,
+    });
+    this.durations = new Histogram({
+      name: 'crathens_job_duration_seconds',
+      help: 'How long job attempts ran, by queue, job name and outcome',
+      labelNames: ['queue', 'name', 'outcome'] as const,
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers,
+    });
+    this.stalled = new Counter({
+      name: 'crathens_jobs_stalled_total',
+      help: 'Jobs whose worker stopped renewing their lock (died or hung) and that were put back to run again',
+      labelNames: ['queue'] as const,
+      registers,
+    });
+    const queues = this.queues;
+    new Gauge({
+      name: 'crathens_queue_jobs',
+      help: 'Jobs in each queue by state, read from Redis at scrape time',
+      labelNames: ['queue', 'state'] as const,
+      registers,
+      async collect() {
+        this.reset();
+        for (const queue of queues) {
+          const counts = await queue.getJobCounts(...DEPTH_STATES).catch(() => undefined);
+          if (!counts) continue;
+          for (const state of DEPTH_STATES) this.set({ queue: queue.name, state }, counts[state] ?? 0);
+        }
+      },
+    });
+  }
+
+  /** Shows this queue's depth by state in `/metrics`. */
+  watchQueue(queue: Queue): void {
+    this.queues.add(queue);
+  }
+
+  /** Events for a JobWorker of `queue` that record its attempts here. */
+  workerEvents(queue: string, also: JobWorkerEvents = {}): JobWorkerEvents {
+    return {
+      attemptEnded: (name, outcome, durationMs, error) => {
+        this.attempts.inc({ queue, name, outcome });
+        this.durations.observe({ queue, name, outcome }, durationMs / 1_000);
+        also.attemptEnded?.(name, outcome, durationMs, error);
+      },
+      stalled: (jobId) => {
+        this.stalled.inc({ queue });
+        also.stalled?.(jobId);
+      },
+    };
+  }
+}

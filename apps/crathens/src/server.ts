@@ -1,0 +1,48 @@
+import { createServer, type Server } from 'node:http';
+import { closeHttp, listenHttp } from '@modproxy/http';
+import type { Logger } from '@modproxy/observability';
+import { composeCrathens, type CrathensComposition, type CrathensOverrides } from './compose';
+import type { CrathensConfig } from './config';
+
+export interface RunningCrathens {
+  composition: CrathensComposition;
+  admin: Server;
+  /** Base URL of the admin HTTP port (/healthz, /readyz, /metrics). */
+  adminUrl: string;
+  /**
+   * Readiness off; workers stop taking jobs and running ones finish (handed back to the queue
+   * after SHUTDOWN_TIMEOUT_MS); then the admin port and every client close.
+   */
+  shutdown(): Promise<void>;
+}
+
+export async function startCrathens(
+  config: CrathensConfig,
+  logger: Logger,
+  overrides: CrathensOverrides = {},
+): Promise<RunningCrathens> {
+  const composition = await composeCrathens(config, logger, overrides);
+  const admin = createServer(composition.app);
+  let adminUrl: string;
+  try {
+    adminUrl = await listenHttp(admin, config.ADMIN_PORT, config.ADMIN_HOST);
+    for (const component of composition.components) await component.start();
+  } catch (error) {
+    composition.beginShutdown();
+    await composition.close();
+    if (admin.listening) await closeHttp(admin, 0);
+    throw error;
+  }
+
+  let closing: Promise<void> | undefined;
+  const shutdown = () => {
+    closing ??= (async () => {
+      composition.beginShutdown();
+      await composition.close();
+      await closeHttp(admin, 1_000);
+      logger.info('crathens stopped');
+    })();
+    return closing;
+  };
+  return { composition, admin, adminUrl, shutdown };
+}

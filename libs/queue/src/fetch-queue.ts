@@ -1,0 +1,245 @@
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { errors, isModuleError, ModuleError, toModuleError } from '@modproxy/errors';
+import { jobContracts, type TraceContext } from './job-contracts';
+import { JobEvents, type JobOutcome } from './job-events';
+import { decodeJobFailure } from './job-failure';
+import { fetchJobId } from './job-ids';
+import { FETCH_JOB_OPTIONS } from './job-options';
+import { DEFAULT_QUEUE_PREFIX, FETCH_QUEUE } from './queue-names';
+
+/** What a FetchVersion job returns: whether it fetched, or found the version already stored. */
+export interface FetchResult {
+  result: 'fetched' | 'already-stored';
+}
+
+export interface FetchQueueOptions {
+  /**
+   * Connection to the queue Redis (see `createQueueRedis`); not closed by the queue. It must not
+   * evict keys (`maxmemory-policy noeviction`).
+   */
+  connection: Redis;
+  /** BullMQ key prefix; the workers'. Default: `modproxy`. */
+  prefix?: string;
+  /** Options of every job added. Default: {@link FETCH_JOB_OPTIONS}. */
+  jobOptions?: JobsOptions;
+  /** How long {@link FetchQueue.fetchAndWait} waits when the caller gives no deadline. Default: 300000 ms. */
+  waitTimeoutMs?: number;
+  /**
+   * While waiting, how often the job's state is read as well, in case its end was not seen on
+   * the event stream (Redis restarted, the stream was trimmed). Default: 5000 ms.
+   */
+  pollIntervalMs?: number;
+}
+
+export interface FetchRequestOptions {
+  /** W3C trace context of the request that wants the version. */
+  traceContext?: TraceContext;
+  /** When the version was first asked for. Default: now. */
+  requestedAt?: Date;
+}
+
+export interface FetchWaitOptions extends FetchRequestOptions {
+  /** The caller went away: stop waiting (the job goes on for everyone else). */
+  signal?: AbortSignal;
+  /** Our deadline; when it passes, `timeout`, or the last attempt's failure if there was one. */
+  timeoutMs?: number;
+}
+
+/** Where the job stood when {@link FetchQueue.add} left it. */
+export interface AddedFetch {
+  jobId: string;
+  state: string;
+}
+
+const OP = 'queue.fetch';
+
+/**
+ * Producer side of the fetch queue, shared by every replica: `add` queues a FetchVersion job
+ * whose id is module@version (every replica's add of one version is one job), and
+ * `fetchAndWait` also waits for that job to end, the way a proxy's sync miss does. Failures come
+ * back as the ModuleError the worker failed with, so not-found stays not-found. A failed job is
+ * never an answer to a later request: the next add retries it.
+ *
+ * `fetch(module, version, { signal })` and `enqueue(module, version)` have the shapes of a
+ * fetcher for ModuleService's miss path (sync and async download modes).
+ */
+export class FetchQueue {
+  readonly queue: Queue;
+  private readonly events: JobEvents;
+  private readonly jobOptions: JobsOptions;
+  private readonly waitTimeoutMs: number;
+  private readonly pollIntervalMs: number;
+  private waiting = 0;
+
+  constructor(options: FetchQueueOptions) {
+    const prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
+    this.queue = new Queue(FETCH_QUEUE, { connection: options.connection, prefix });
+    // Connection errors surface on the calls that failed.
+    this.queue.on('error', () => undefined);
+    this.events = new JobEvents({ connection: options.connection, prefix, queueName: FETCH_QUEUE });
+    this.jobOptions = options.jobOptions ?? FETCH_JOB_OPTIONS;
+    this.waitTimeoutMs = options.waitTimeoutMs ?? 300_000;
+    this.pollIntervalMs = options.pollIntervalMs ?? 5_000;
+  }
+
+  /** Callers waiting in {@link fetchAndWait} right now, for metrics. */
+  get waiters(): number {
+    return this.waiting;
+  }
+
+  /**
+   * Queues the fetch of module@version unless a job for it waits, runs or has just completed;
+   * a job that failed is retried (with fresh attempts). `invalid-argument` for a malformed
+   * module path or a version that is not canonical.
+   */
+  async add(module: string, version: string, options: FetchRequestOptions = {}): Promise<AddedFetch> {
+    const data = jobContracts.FetchVersion.encode({
+      module,
+      version,
+      requestedAt: options.requestedAt ?? new Date(),
+      traceContext: options.traceContext ?? {},
+    });
+    const jobId = fetchJobId(module, version);
+    try {
+      // Twice at most: a completed job may age out between our add and our look.
+      for (let round = 0; ; round++) {
+        await this.queue.add(jobContracts.FetchVersion.name, data, { ...this.jobOptions, jobId });
+        const state = await this.queue.getJobState(jobId);
+        if (state === 'failed') return { jobId, state: await this.retryFailed(jobId) };
+        if (state !== 'unknown' || round > 0) return { jobId, state };
+      }
+    } catch (error) {
+      throw queueError(error, 'could not queue the fetch', module, version);
+    }
+  }
+
+  /** `add` for the async download mode: queue it, never wait. */
+  async enqueue(module: string, version: string, options: FetchRequestOptions = {}): Promise<void> {
+    await this.add(module, version, options);
+  }
+
+  /** `fetchAndWait` for the sync download mode, when only success matters. */
+  async fetch(module: string, version: string, options: FetchWaitOptions = {}): Promise<void> {
+    await this.fetchAndWait(module, version, options);
+  }
+
+  /**
+   * Queues the fetch (deduplicated as `add` does) and waits for the job to end: resolves when it
+   * completed (also when it had completed before we asked), rejects with its failure's
+   * ModuleError, with `timeout` at our deadline (or the last attempt's failure, when an attempt
+   * failed and the job waits for its retry), or with the signal's reason when the caller leaves.
+   * Leaving never cancels the job.
+   */
+  async fetchAndWait(module: string, version: string, options: FetchWaitOptions = {}): Promise<FetchResult> {
+    const refs = { module, version };
+    const timeoutMs = options.timeoutMs ?? this.waitTimeoutMs;
+    if (options.signal?.aborted) throw toModuleError(options.signal.reason, OP, refs);
+    const jobId = fetchJobId(module, version);
+    try {
+      await this.events.ready();
+    } catch (error) {
+      throw queueError(error, 'could not wait for the fetch', module, version);
+    }
+    // Watch before adding, so an end that comes right after the add is seen.
+    const watch = this.events.watch(jobId);
+    this.waiting += 1;
+    const cleanups: Array<() => void> = [watch.stop, () => (this.waiting -= 1)];
+    try {
+      const added = await this.add(module, version, options);
+      const ended = new Promise<JobOutcome>((resolve, reject) => {
+        void watch.outcome.then(resolve);
+        if (added.state === 'completed' || added.state === 'failed') {
+          void this.outcomeOf(jobId).then((outcome) => outcome && resolve(outcome), reject);
+        }
+        const timer = setTimeout(() => {
+          this.deadlineError(jobId, timeoutMs, refs).then(reject, reject);
+        }, timeoutMs);
+        const poll = setInterval(() => {
+          this.outcomeOf(jobId).then(
+            (outcome) => {
+              if (outcome) resolve(outcome);
+              // Gone without our seeing its end (Redis restarted or it aged out): ask again.
+              else if (outcome === null) void this.add(module, version, options).catch(() => undefined);
+            },
+            () => undefined,
+          );
+        }, this.pollIntervalMs);
+        cleanups.push(() => {
+          clearTimeout(timer);
+          clearInterval(poll);
+        });
+        const signal = options.signal;
+        if (signal) {
+          const onAbort = () => reject(toModuleError(signal.reason, OP, refs));
+          signal.addEventListener('abort', onAbort, { once: true });
+          cleanups.push(() => signal.removeEventListener('abort', onAbort));
+        }
+      });
+      const outcome = await ended;
+      if (outcome.state === 'failed') throw decodeJobFailure(outcome.failedReason, OP, refs);
+      return toFetchResult(outcome.returnvalue);
+    } finally {
+      for (const cleanup of cleanups) cleanup();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.events.close();
+    await this.queue.close();
+  }
+
+  /**
+   * The job's end when it has ended; `undefined` while it waits or runs; `null` when there is
+   * no such job.
+   */
+  private async outcomeOf(jobId: string): Promise<JobOutcome | undefined | null> {
+    const job = await this.queue.getJob(jobId);
+    if (!job) return null;
+    const state = await job.getState();
+    if (state === 'completed') return { state: 'completed', returnvalue: job.returnvalue };
+    if (state === 'failed') return { state: 'failed', failedReason: job.failedReason };
+    return undefined;
+  }
+
+  /** Moves a failed job back to waiting with fresh attempts; another replica may have done it first. */
+  private async retryFailed(jobId: string): Promise<string> {
+    const job = await this.queue.getJob(jobId);
+    if (!job) return 'unknown';
+    try {
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    } catch {
+      // No longer failed: someone else retried it.
+    }
+    return this.queue.getJobState(jobId);
+  }
+
+  /** At our deadline: the last attempt's failure says more than "timeout", when there was one. */
+  private async deadlineError(
+    jobId: string,
+    timeoutMs: number,
+    refs: { module: string; version: string },
+  ): Promise<ModuleError> {
+    const job = await this.queue.getJob(jobId).catch(() => undefined);
+    if (job?.failedReason) {
+      const failure = decodeJobFailure(job.failedReason, OP, refs);
+      if (failure.kind !== 'internal') return failure;
+    }
+    return errors.timeout(OP, `${refs.module}@${refs.version}: not fetched within ${timeoutMs} ms`, refs);
+  }
+}
+
+function toFetchResult(value: unknown): FetchResult {
+  const result = (value as Partial<FetchResult> | null)?.result;
+  return { result: result === 'already-stored' ? 'already-stored' : 'fetched' };
+}
+
+function queueError(error: unknown, message: string, module: string, version: string): ModuleError {
+  if (isModuleError(error)) return error;
+  return errors.unavailable(OP, `${module}@${version}: ${message}`, {
+    module,
+    version,
+    cause: error,
+    detail: error instanceof Error ? error.message : String(error),
+  });
+}

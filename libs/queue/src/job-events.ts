@@ -1,0 +1,104 @@
+import { QueueEvents, type RedisOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+
+/** How a job ended, as its queue's event stream tells it. */
+export type JobOutcome =
+  { state: 'completed'; returnvalue: unknown } | { state: 'failed'; failedReason: string };
+
+export interface JobEventsOptions {
+  /**
+   * Connection to the queue Redis, not closed here; the blocking reads get a connection of
+   * their own with the same options.
+   */
+  connection: Redis;
+  prefix: string;
+  queueName: string;
+  /** How long one blocking read of the event stream waits. Default: 10000 ms. */
+  blockingTimeoutMs?: number;
+}
+
+/**
+ * The end of jobs of one queue, for everyone in this process who waits for one: a single
+ * BullMQ QueueEvents (one blocking connection) however many wait, with the outcome handed to
+ * the waiters of that job id. Reading starts at the stream's last entry as it was before the
+ * first watch, so an event written while QueueEvents connects is not missed.
+ */
+export class JobEvents {
+  private readonly options: JobEventsOptions;
+  private readonly watchers = new Map<string, Set<(outcome: JobOutcome) => void>>();
+  private events: QueueEvents | undefined;
+  private starting: Promise<QueueEvents> | undefined;
+  private closed = false;
+
+  constructor(options: JobEventsOptions) {
+    this.options = options;
+  }
+
+  /** Waits for the end of `jobId`; `stop()` when no longer interested. Call {@link ready} first. */
+  watch(jobId: string): { outcome: Promise<JobOutcome>; stop(): void } {
+    let notify: (outcome: JobOutcome) => void = () => undefined;
+    const outcome = new Promise<JobOutcome>((resolve) => {
+      notify = resolve;
+    });
+    let set = this.watchers.get(jobId);
+    if (!set) {
+      set = new Set();
+      this.watchers.set(jobId, set);
+    }
+    set.add(notify);
+    return {
+      outcome,
+      stop: () => {
+        const current = this.watchers.get(jobId);
+        current?.delete(notify);
+        if (current?.size === 0) this.watchers.delete(jobId);
+      },
+    };
+  }
+
+  /** Jobs someone waits for, for metrics. */
+  get watchedJobs(): number {
+    return this.watchers.size;
+  }
+
+  /** Resolves once events are being read; starts reading on the first call. */
+  async ready(): Promise<void> {
+    if (this.closed) throw new Error('job events are closed');
+    this.starting ??= this.start();
+    await this.starting;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const events = await this.starting?.catch(() => undefined);
+    await events?.close();
+    this.watchers.clear();
+  }
+
+  private async start(): Promise<QueueEvents> {
+    const { connection, prefix, queueName } = this.options;
+    const streamKey = `${prefix}:${queueName}:events`;
+    const last = (await connection.xrevrange(streamKey, '+', '-', 'COUNT', 1)) as Array<[string, string[]]>;
+    const events = new QueueEvents(queueName, {
+      connection: { ...connection.options } as RedisOptions,
+      prefix,
+      lastEventId: last[0]?.[0] ?? '0-0',
+      blockingTimeout: this.options.blockingTimeoutMs ?? 10_000,
+    });
+    // Connection errors: QueueEvents reconnects and goes on from its last id.
+    events.on('error', () => undefined);
+    events.on('completed', ({ jobId, returnvalue }) =>
+      this.dispatch(jobId, { state: 'completed', returnvalue }),
+    );
+    events.on('failed', ({ jobId, failedReason }) => this.dispatch(jobId, { state: 'failed', failedReason }));
+    await events.waitUntilReady();
+    return events;
+  }
+
+  private dispatch(jobId: string, outcome: JobOutcome): void {
+    const set = this.watchers.get(jobId);
+    if (!set) return;
+    this.watchers.delete(jobId);
+    for (const notify of set) notify(outcome);
+  }
+}
