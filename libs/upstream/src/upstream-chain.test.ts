@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { errors, isModuleError, type ErrorKind } from '@modproxy/errors';
 import { ModuleFilter } from '@modproxy/gomod';
+import { waitUntil } from '@modproxy/testing';
 import { GoproxyUpstream } from './goproxy-upstream';
 import { parseGoproxyList } from './parse-goproxy';
 import { hold, json, LoopbackServer, reply, type RouteHandler } from './test-support/loopback-server';
@@ -210,8 +211,11 @@ describe('UpstreamChain errors', () => {
   it('stops walking when the caller aborts, even after |', async () => {
     answerEverything(a, hold());
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 100);
-    const error = await failure(chain(`${a.url}|${b.url}`).latest(MODULE, { signal: controller.signal }));
+    const pending = failure(chain(`${a.url}|${b.url}`).latest(MODULE, { signal: controller.signal }));
+    // Abort while A holds the request: the chain is midway, and must not go on to B.
+    await waitUntil(() => a.count() === 1, { what: 'A has the request' });
+    controller.abort();
+    const error = await pending;
     expect(error.kind).toBe('cancelled');
     expect(b.count()).toBe(0);
   });
