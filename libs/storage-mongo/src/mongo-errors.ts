@@ -39,7 +39,9 @@ export function toMongoStorageError(
   // The connection-string parser throws its own MongoParseError class, not the driver's.
   const badConnectionString = error instanceof Error && error.name === 'MongoParseError';
   if (badConnectionString || error instanceof MongoParseError || error instanceof MongoInvalidArgumentError) {
-    return errors.invalidArgument(op, `MongoDB: ${(error as Error).message}`, withCause);
+    // "Username contains unescaped characters <the user name>": the connection string's secret.
+    const message = (error as Error).message.replace(/(unescaped characters)\s.*$/s, '$1');
+    return errors.invalidArgument(op, `MongoDB: ${message}`, withCause);
   }
   if (!(error instanceof MongoError)) return toStorageError(error, op, signal, options);
   if (error instanceof MongoOperationTimeoutError) return errors.timeout(op, error.message, withCause);

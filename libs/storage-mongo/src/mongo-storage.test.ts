@@ -268,6 +268,14 @@ describe('MongoStorage on FerretDB', () => {
     expect(await kindOf(MongoStorage.connect({ uri: 'not-a-mongodb-uri' }))).toBe('invalid-argument');
   });
 
+  it('does not repeat the user name of a connection string the driver rejects', async () => {
+    const error = await MongoStorage.connect({ uri: 'mongodb://dave/ops:davepw@127.0.0.1:1/' }).catch(
+      (e: unknown) => e,
+    );
+    expect(isModuleError(error, 'invalid-argument')).toBe(true);
+    expect((error as Error).message).toBe('MongoDB: Username contains unescaped characters');
+  });
+
   it('answers ping while the server runs, and fails readiness and reads with unavailable once it stops', async () => {
     const server = await startFerretDb();
     try {
