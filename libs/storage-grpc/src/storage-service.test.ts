@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
+import { pipeline, Transform } from 'node:stream';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storageV1 } from '@modproxy/contracts';
-import { MemoryStorage } from '@modproxy/storage';
+import { MemoryStorage, type CallOptions, type SaveInput } from '@modproxy/storage';
 import { patternBuffer } from '@modproxy/storage/compliance';
+import { waitUntil } from '@modproxy/testing';
 import { bearerMetadata } from './bearer-token';
 import { ERROR_KIND_METADATA_KEY } from './error-codes';
 import { startStorageGrpcServer, type StorageGrpcServer } from './storage-grpc-server';
@@ -45,13 +47,36 @@ const trailer = (zipSize: number, zipSha256: string): SaveRequest => ({
   part: { $case: 'trailer', value: { zipSize, zipSha256 } },
 });
 
+/** A MemoryStorage that shows how far a save got: the zip bytes it received and how it ended. */
+class WatchedStorage extends MemoryStorage {
+  zipBytesReceived = 0;
+  readonly saveResults: Array<'stored' | 'failed'> = [];
+
+  override async save(input: SaveInput, options?: CallOptions): Promise<void> {
+    const counter = new Transform({
+      transform: (chunk: Buffer, _encoding, done) => {
+        this.zipBytesReceived += chunk.length;
+        done(null, chunk);
+      },
+    });
+    pipeline(input.zip, counter, () => undefined);
+    try {
+      await super.save({ ...input, zip: counter }, options);
+      this.saveResults.push('stored');
+    } catch (error) {
+      this.saveResults.push('failed');
+      throw error;
+    }
+  }
+}
+
 describe('StorageService on the wire', () => {
-  let backing: MemoryStorage;
+  let backing: WatchedStorage;
   let server: StorageGrpcServer;
   let client: storageV1.StorageServiceClient;
 
   beforeEach(async () => {
-    backing = new MemoryStorage();
+    backing = new WatchedStorage();
     server = await startStorageGrpcServer({ storage: backing, port: 0, token });
     client = new storageV1.StorageServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
   });
@@ -183,9 +208,10 @@ describe('StorageService on the wire', () => {
     const call = client.save(bearerMetadata(token), () => undefined);
     call.write(header({ zipSize: zip.length, zipSha256: sha256(zip) }));
     for (let i = 0; i < 3; i++) call.write(chunk(zip.subarray(i * MiB, (i + 1) * MiB)));
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await waitUntil(() => backing.zipBytesReceived === 3 * MiB, { what: 'the backend has 3 of 4 MiB' });
     call.cancel();
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await waitUntil(() => backing.saveResults.length === 1, { what: 'the backend save ends' });
+    expect(backing.saveResults).toEqual(['failed']);
     expect(await backing.exists(module, 'v1.0.0')).toBe(false);
     // The version is free for a complete upload.
     expect(
