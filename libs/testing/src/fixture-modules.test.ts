@@ -153,16 +153,15 @@ describe('createFixtureModules', () => {
   });
 
   it('fails without any network for a module that has no repository', async () => {
-    const started = Date.now();
     const result = await runGo(['mod', 'download', '-json', `${fixtures.missingModule}@v1.0.0`], {
       cwd: fixtures.root,
       env: fixtures.env,
     });
     expect(result.exitCode).not.toBe(0);
-    expect((parseJsonStream(result.stdout)[0] as DownloadedModule).Error).toMatch(
-      /no secure protocol found for repository/,
-    );
-    expect(Date.now() - started).toBeLessThan(20_000);
+    const error = (parseJsonStream(result.stdout)[0] as DownloadedModule).Error;
+    // Decided from the local git configuration alone: no name lookup, no connection attempt.
+    expect(error).toMatch(/no secure protocol found for repository/);
+    expect(`${error}\n${result.stderr}`).not.toMatch(/lookup|dial tcp|i\/o timeout/);
   });
 
   it('removes everything on close', async () => {

@@ -17,3 +17,5 @@ export * from './manual-clock';
 export * from './wait-until';
 export * from './test-certificates';
 export * from './tcp-relay';
+export * from './hostile-behaviours';
+export * from './hostile-upstream';
