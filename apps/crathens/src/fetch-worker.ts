@@ -21,7 +21,6 @@ export function createFetchWorker(context: CrathensContext): CrathensComponent {
     versions,
     downloadMode: 'sync',
     fetchTimeoutMs: config.FETCH_TIMEOUT_MS,
-    metadataTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
     events: {
       fetched: (module, version, durationMs) => {
         fetchedNow.add(`${module}@${version}`);

@@ -13,7 +13,7 @@ import {
   type VersionsProvider,
 } from '@modproxy/versions';
 import { GrpcVersions } from '@modproxy/versions-grpc';
-import { createUpstreamFromConfig, type Upstream } from '@modproxy/upstream';
+import { createUpstreamFromConfig, moduleFilterFromConfig, type Upstream } from '@modproxy/upstream';
 import type { ProxyConfig } from './config';
 import { createProxyApp } from './http/proxy-app';
 
@@ -90,7 +90,8 @@ export async function composeProxy(
     versions,
     downloadMode: config.DOWNLOAD_MODE,
     fetchTimeoutMs: config.FETCH_TIMEOUT_MS,
-    metadataTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
+    queryCacheTtlMs: config.QUERY_CACHE_TTL_MS,
+    moduleFilter: moduleFilterFromConfig(config),
     events: {
       fetched: (module, version, durationMs) => {
         fetches.inc({ result: 'stored' });
@@ -98,7 +99,12 @@ export async function composeProxy(
       },
       fetchFailed: (module, version, error) => {
         fetches.inc({ result: error.kind });
-        logger.warn({ module, version, kind: error.kind, err: error.message }, 'fetch failed');
+        // op and detail say which upstream failed and how (a timeout of the go command or of a
+        // proxy included); the detail is redacted where it is made.
+        logger.warn(
+          { module, version, kind: error.kind, op: error.op, detail: error.detail, err: error.message },
+          'fetch failed',
+        );
       },
       observeFailed: (module, version, error) => {
         logger.warn(

@@ -7,7 +7,7 @@ import {
   port,
   type LoadConfigOptions,
 } from '@modproxy/config';
-import { upstreamConfigShape } from '@modproxy/upstream';
+import { checkUpstreamConfig, upstreamConfigShape } from '@modproxy/upstream';
 
 /** Every variable the proxy reads; README.md documents each one. */
 export const proxyConfigSchema = z
@@ -34,6 +34,12 @@ export const proxyConfigSchema = z
       .enum(['sync', 'async', 'none'], { error: 'must be sync, async or none' })
       .default('sync'),
     FETCH_TIMEOUT_MS: durationMs(300_000),
+    /** How long `.info` for a version query (a branch, a commit) is answered from memory; 0: never. */
+    QUERY_CACHE_TTL_MS: z.coerce
+      .number({ error: 'must be a duration in milliseconds' })
+      .int('must be a whole number of milliseconds')
+      .min(0, 'must be 0 (no cache) or more')
+      .default(10_000),
     /** list/latest when upstream fails: `fallback` serves the last answer, `strict` fails, `offline` never asks upstream. */
     NETWORK_MODE: z
       .enum(['fallback', 'strict', 'offline'], { error: 'must be fallback, strict or offline' })
@@ -56,6 +62,7 @@ export const proxyConfigSchema = z
     SHUTDOWN_TIMEOUT_MS: durationMs(10_000),
   })
   .superRefine((config, ctx) => {
+    checkUpstreamConfig(config, ctx);
     if (config.VERSIONS_HARD_TTL_MS < config.VERSIONS_SOFT_TTL_MS) {
       ctx.addIssue({
         code: 'custom',

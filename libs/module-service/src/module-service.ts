@@ -2,12 +2,13 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { errors, isModuleError, ModuleError, toModuleError } from '@modproxy/errors';
-import { checkModulePath, isCanonicalVersion, isValidVersionQuery } from '@modproxy/gomod';
+import { checkModulePath, isCanonicalVersion, isValidVersionQuery, ModuleFilter } from '@modproxy/gomod';
 import { verifyGoModMatches, verifyModuleZip } from '@modproxy/modzip';
 import type { CallOptions, ModuleStorage, ZipContent } from '@modproxy/storage';
-import { withDeadline, type FetchedVersion, type Upstream } from '@modproxy/upstream';
-import type { LatestAnswer, ListAnswer, VersionsProvider } from '@modproxy/versions';
+import type { FetchedVersion, Upstream } from '@modproxy/upstream';
+import { ExpiringMap, type LatestAnswer, type ListAnswer, type VersionsProvider } from '@modproxy/versions';
 import { SingleFlight, waitFor } from './single-flight';
+import { WorkDeadline } from './work-deadline';
 
 /**
  * What a request for a version we do not hold does:
@@ -34,12 +35,23 @@ export interface ModuleServiceOptions {
   versions: VersionsProvider;
   /** Default `sync`. */
   downloadMode?: DownloadMode;
-  /** Deadline for one whole fetch (info, go.mod, zip, verification, save); default 300000 ms. */
+  /**
+   * Deadline for one whole fetch (info, go.mod, zip, verification, save), and for resolving a
+   * version query (a branch or commit may need a clone). @default 300000
+   */
   fetchTimeoutMs?: number;
-  /** Deadline for upstream list, latest and version queries; default 30000 ms. */
-  metadataTimeoutMs?: number;
+  /**
+   * How long a resolved version query (`.info` for a branch or commit) is answered from memory,
+   * so that a burst of clients asking for `@main` costs one go command. 0: never. @default 10000
+   */
+  queryCacheTtlMs?: number;
+  /** Modules refused (403) before storage or upstream is asked. @default none refused */
+  moduleFilter?: ModuleFilter;
   events?: ModuleServiceEvents;
 }
+
+/** Resolved version queries remembered at most, the least recently used going first. */
+const QUERY_CACHE_ENTRIES = 1_000;
 
 interface InfoJson {
   Version: string;
@@ -57,9 +69,12 @@ export class ModuleService {
   private readonly versions: VersionsProvider;
   private readonly mode: DownloadMode;
   private readonly fetchTimeoutMs: number;
-  private readonly metadataTimeoutMs: number;
+  private readonly queryCacheTtlMs: number;
+  private readonly filter: ModuleFilter;
   private readonly events: ModuleServiceEvents;
   private readonly fetches = new SingleFlight<void>();
+  private readonly queries = new SingleFlight<Buffer>();
+  private readonly resolvedQueries = new ExpiringMap<Buffer>(QUERY_CACHE_ENTRIES);
 
   constructor(options: ModuleServiceOptions) {
     this.storage = options.storage;
@@ -67,7 +82,8 @@ export class ModuleService {
     this.versions = options.versions;
     this.mode = options.downloadMode ?? 'sync';
     this.fetchTimeoutMs = options.fetchTimeoutMs ?? 300_000;
-    this.metadataTimeoutMs = options.metadataTimeoutMs ?? 30_000;
+    this.queryCacheTtlMs = options.queryCacheTtlMs ?? 10_000;
+    this.filter = options.moduleFilter ?? new ModuleFilter();
     this.events = options.events ?? {};
   }
 
@@ -82,13 +98,13 @@ export class ModuleService {
 
   /** Tagged versions, stored ones always included, pseudo-versions never. */
   async list(module: string, options: CallOptions = {}): Promise<ListAnswer> {
-    validateModule(module);
+    this.admit('module.list', module);
     return this.versions.list(module, options);
   }
 
   /** The `.info` of the latest version. */
   async latest(module: string, options: CallOptions = {}): Promise<LatestAnswer> {
-    validateModule(module);
+    this.admit('module.latest', module);
     return this.versions.latest(module, options);
   }
 
@@ -101,7 +117,7 @@ export class ModuleService {
     versionOrQuery: string,
     options: CallOptions = {},
   ): Promise<{ info: Buffer; immutable: boolean }> {
-    validateModule(module);
+    this.admit('module.info', module, versionOrQuery);
     if (isCanonicalVersion(versionOrQuery)) {
       const info = await this.readStored(module, versionOrQuery, options, () =>
         this.storage.info(module, versionOrQuery, options),
@@ -124,37 +140,67 @@ export class ModuleService {
         },
       );
     }
-    const info = await this.upstream.info(module, versionOrQuery, {
-      signal: withDeadline(options.signal, this.metadataTimeoutMs),
-    });
-    const { Version } = parseInfo(info, 'module.info', module);
-    if (!isCanonicalVersion(Version)) {
-      throw errors.badGateway(
-        'module.info',
-        `upstream resolved ${versionOrQuery} to non-canonical ${Version}`,
-        { module },
-      );
-    }
-    // The go command asks for .mod and .zip of the resolved version next: have them ready.
-    await this.ensureStored(module, Version, options);
+    const key = `${module}@${versionOrQuery}`;
+    const remembered = this.resolvedQueries.get(key);
+    if (remembered) return { info: remembered, immutable: false };
+    const info = await waitFor(
+      this.queries.run(key, () => this.resolveQuery(module, versionOrQuery)),
+      options.signal,
+      { op: 'module.info', module, version: versionOrQuery },
+    );
     return { info, immutable: false };
   }
 
   async mod(module: string, version: string, options: CallOptions = {}): Promise<Buffer> {
+    this.admit('module.mod', module, version);
     validateVersion(module, version, 'module.mod');
     return this.readStored(module, version, options, () => this.storage.mod(module, version, options));
   }
 
   async zip(module: string, version: string, options: CallOptions = {}): Promise<ZipContent> {
+    this.admit('module.zip', module, version);
     validateVersion(module, version, 'module.zip');
     return this.readStored(module, version, options, () => this.storage.zip(module, version, options));
   }
 
   /** Makes sure a canonical version is stored, fetching it once for all concurrent callers. */
   async ensureStored(module: string, version: string, options: CallOptions = {}): Promise<void> {
+    this.admit('module.fetch', module, version);
     validateVersion(module, version, 'module.fetch');
     if (await this.storage.exists(module, version, options)) return;
     await this.fetchMissing(module, version, options);
+  }
+
+  /** A valid module path the filter lets through, or `invalid-argument` / `forbidden`. */
+  private admit(op: string, module: string, version?: string): void {
+    validateModule(module);
+    this.filter.check(op, module, version);
+  }
+
+  /**
+   * Resolves a version query once for every concurrent caller, under the fetch deadline: a
+   * branch or a commit may mean cloning the repository, and the resolved version is fetched
+   * next, since the go command asks for its .mod and .zip right after.
+   */
+  private async resolveQuery(module: string, query: string): Promise<Buffer> {
+    const op = 'module.info';
+    const deadline = new WorkDeadline(this.fetchTimeoutMs);
+    const { signal } = deadline;
+    try {
+      const info = await this.upstream.info(module, query, { signal });
+      const { Version } = parseInfo(info, op, module);
+      if (!isCanonicalVersion(Version)) {
+        throw errors.badGateway(op, `upstream resolved ${query} to non-canonical ${Version}`, { module });
+      }
+      await this.ensureStored(module, Version, { signal });
+      if (this.queryCacheTtlMs > 0)
+        this.resolvedQueries.set(`${module}@${query}`, info, Date.now() + this.queryCacheTtlMs);
+      return info;
+    } catch (error) {
+      throw sharedWorkError(error, op, module, query);
+    } finally {
+      deadline.dispose();
+    }
   }
 
   /** A version storage does not hold: fetched (or not) as the download mode says. */
@@ -170,7 +216,7 @@ export class ModuleService {
         version,
       });
     }
-    await waitFor(fetch, options.signal);
+    await waitFor(fetch, options.signal, { op: 'module.fetch', module, version });
   }
 
   /**
@@ -196,7 +242,8 @@ export class ModuleService {
 
   private async fetchAndStore(module: string, version: string): Promise<void> {
     const started = Date.now();
-    const signal = AbortSignal.timeout(this.fetchTimeoutMs);
+    const deadline = new WorkDeadline(this.fetchTimeoutMs);
+    const { signal } = deadline;
     try {
       // Another replica may have stored it while this one was deciding to fetch.
       if (await this.storage.exists(module, version, { signal })) return;
@@ -220,9 +267,11 @@ export class ModuleService {
         );
     } catch (error) {
       if (isModuleError(error, 'already-exists')) return;
-      const failure = toModuleError(error, 'module.fetch', { module, version });
+      const failure = sharedWorkError(error, 'module.fetch', module, version);
       this.events.fetchFailed?.(module, version, failure);
       throw failure;
+    } finally {
+      deadline.dispose();
     }
   }
 
@@ -259,6 +308,21 @@ export class ModuleService {
     }
     return sha256File(fetched.zipPath, signal);
   }
+}
+
+/**
+ * An error of work shared by every caller (a fetch, a query resolution): no caller can cancel
+ * it, so a cancellation inside it can only be its own deadline, and is reported as `timeout`.
+ */
+function sharedWorkError(error: unknown, op: string, module: string, version: string): ModuleError {
+  const failure = toModuleError(error, op, { module, version });
+  if (failure.kind !== 'cancelled') return failure;
+  return errors.timeout(failure.op, `${module}@${version}: timed out: ${failure.message}`, {
+    module: failure.module ?? module,
+    version: failure.version ?? version,
+    detail: failure.detail,
+    cause: failure,
+  });
 }
 
 function validateModule(module: string): void {

@@ -1,3 +1,6 @@
+import { errors, type ModuleError } from '@modproxy/errors';
+import { abortedByDeadline } from '@modproxy/upstream';
+
 /**
  * Collapses concurrent calls for the same key into one: the first caller starts the work,
  * later callers share its promise until it settles. Nothing is remembered afterwards, so a
@@ -26,12 +29,27 @@ export class SingleFlight<T> {
   }
 }
 
-/** Waits for a shared promise without letting one caller's cancellation cancel it for all. */
-export function waitFor<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+/** What a caller waiting for shared work was waiting for, for the error when it stops waiting. */
+export interface WaitContext {
+  op: string;
+  module: string;
+  version?: string;
+}
+
+/**
+ * Waits for a shared promise without letting one caller's cancellation cancel it for all.
+ * A caller that stops waiting gets a `ModuleError`: `cancelled` when it went away, `timeout`
+ * when its deadline fired (never a bare abort reason, which would pass for an unexpected error).
+ */
+export function waitFor<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  context: WaitContext,
+): Promise<T> {
   if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) return Promise.reject(stoppedWaiting(signal, context));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
+    const onAbort = () => reject(stoppedWaiting(signal, context));
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(
       (value) => {
@@ -44,4 +62,12 @@ export function waitFor<T>(promise: Promise<T>, signal: AbortSignal | undefined)
       },
     );
   });
+}
+
+function stoppedWaiting(signal: AbortSignal, context: WaitContext): ModuleError {
+  const subject = context.version === undefined ? context.module : `${context.module}@${context.version}`;
+  const options = { module: context.module, version: context.version, cause: signal.reason };
+  return abortedByDeadline(signal)
+    ? errors.timeout(context.op, `${subject}: timed out waiting for the fetch`, options)
+    : errors.cancelled(context.op, `${subject}: cancelled by the caller`, options);
 }

@@ -18,3 +18,4 @@ export * from './bullmq-revalidation-queue';
 export * from './bullmq-revalidation-worker';
 export * from './cached-versions';
 export * from './failover-versions';
+export { ExpiringMap } from './expiring-map';
