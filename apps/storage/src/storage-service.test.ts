@@ -2,9 +2,15 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLogger } from '@modproxy/observability';
-import { describeStorageCompliance } from '@modproxy/storage/compliance';
+import type { SaveInput } from '@modproxy/storage';
+import {
+  describeStorageCompliance,
+  patternSha256,
+  patternStream,
+  streamDigest,
+} from '@modproxy/storage/compliance';
 import { GrpcStorage } from '@modproxy/storage-grpc';
-import { createTempDir, removeDir } from '@modproxy/testing';
+import { createTempDir, removeDir, snapshotTree } from '@modproxy/testing';
 import { startFerretDb } from '@modproxy/storage-mongo/testing';
 import { loadStorageConfig } from './config';
 import { type RunningStorageService, startStorageService } from './service';
@@ -47,16 +53,40 @@ describeStorageCompliance('grpc → storage service → mongo', async () => {
 describe('storage service', () => {
   it('refuses writes without the shared token', async () => {
     const dir = await createTempDir('storage-service-test-');
-    const service = await startService({
-      STORAGE_BACKEND: 'disk',
-      STORAGE_DIR: dir,
-      STORAGE_TOKEN: randomBytes(24).toString('hex'),
+    const token = randomBytes(24).toString('hex');
+    const service = await startService({ STORAGE_BACKEND: 'disk', STORAGE_DIR: dir, STORAGE_TOKEN: token });
+    const url = `127.0.0.1:${service.grpcPort}`;
+    const owner = new GrpcStorage({ url, token });
+    const intruders = [new GrpcStorage({ url, token: 'not-the-token-at-all' }), new GrpcStorage({ url })];
+    const module = 'example.test/guarded';
+    const version = (name: string, seed: number): SaveInput => ({
+      module,
+      version: name,
+      info: Buffer.from(JSON.stringify({ Version: name, Time: '2024-01-02T03:04:05Z' })),
+      mod: Buffer.from(`module ${module}\n`),
+      zip: patternStream(256 * 1024, seed),
     });
-    const intruder = new GrpcStorage({ url: `127.0.0.1:${service.grpcPort}`, token: 'not-the-token-at-all' });
     try {
-      await expect(intruder.list('example.test/x')).rejects.toMatchObject({ kind: 'failed-precondition' });
+      await owner.save(version('v1.0.0', 1));
+      const before = await snapshotTree(dir);
+      for (const intruder of intruders) {
+        await expect(intruder.save(version('v1.1.0', 2))).rejects.toMatchObject({
+          kind: 'failed-precondition',
+        });
+        await expect(intruder.delete(module, 'v1.0.0')).rejects.toMatchObject({
+          kind: 'failed-precondition',
+        });
+      }
+      // Nothing was written or removed: the owner sees what it stored, and the disk is unchanged.
+      expect(await owner.list(module)).toEqual(['v1.0.0']);
+      expect(await owner.exists(module, 'v1.1.0')).toBe(false);
+      expect(await streamDigest((await owner.zip(module, 'v1.0.0')).stream)).toEqual({
+        sha256: await patternSha256(256 * 1024, 1),
+        size: 256 * 1024,
+      });
+      expect(await snapshotTree(dir)).toEqual(before);
     } finally {
-      await intruder.close();
+      await Promise.all([owner, ...intruders].map((client) => client.close()));
       await service.shutdown();
       await removeDir(dir);
     }
