@@ -1,10 +1,16 @@
-/** Why a call's signal fired: its own deadline passed, or the caller gave up. */
-export type CallAbortReason = 'deadline' | 'cancelled';
+import { abortedByDeadline } from './abort-reason';
+
+/**
+ * Why a call's signal fired: its own deadline passed (`deadline`), a deadline of the caller's
+ * passed (`caller-deadline`: the caller's signal fired with a `TimeoutError`, e.g. the whole
+ * fetch's deadline), or the caller gave up (`cancelled`: a client that went away).
+ */
+export type CallAbortReason = 'deadline' | 'caller-deadline' | 'cancelled';
 
 /**
  * One upstream call's total deadline and the caller's cancellation merged into one
- * `AbortSignal`, remembering which of the two fired first: undici rejects with whatever
- * reason the signal carries, so the kind of the error (`timeout` vs `cancelled`) has to be
+ * `AbortSignal`, remembering which of the two fired first: a request fails with whatever
+ * error the abort produced, so the kind of the error (`timeout` vs `cancelled`) has to be
  * decided from here, not from the error it throws.
  */
 export class CallDeadline {
@@ -12,7 +18,7 @@ export class CallDeadline {
   private readonly controller = new AbortController();
   private readonly timer: NodeJS.Timeout;
   private firedBy: CallAbortReason | undefined;
-  private readonly onCallerAbort = (): void => this.abort('cancelled');
+  private readonly onCallerAbort = (): void => this.abort(callerReason(this.callerSignal));
 
   constructor(
     readonly timeoutMs: number,
@@ -20,7 +26,7 @@ export class CallDeadline {
   ) {
     this.signal = this.controller.signal;
     this.timer = setTimeout(() => this.abort('deadline'), timeoutMs);
-    if (callerSignal?.aborted) this.abort('cancelled');
+    if (callerSignal?.aborted) this.abort(callerReason(callerSignal));
     else callerSignal?.addEventListener('abort', this.onCallerAbort, { once: true });
   }
 
@@ -42,9 +48,15 @@ export class CallDeadline {
     const error =
       reason === 'deadline'
         ? new DOMException(`deadline of ${this.timeoutMs} ms passed`, 'TimeoutError')
-        : new DOMException('cancelled by the caller', 'AbortError');
+        : reason === 'caller-deadline'
+          ? new DOMException("the caller's deadline passed", 'TimeoutError')
+          : new DOMException('cancelled by the caller', 'AbortError');
     this.controller.abort(error);
   }
+}
+
+function callerReason(signal: AbortSignal | undefined): CallAbortReason {
+  return signal && abortedByDeadline(signal) ? 'caller-deadline' : 'cancelled';
 }
 
 /** The caller's signal (if any) and a deadline, as one signal for a call to an upstream. */

@@ -23,11 +23,23 @@ function upstream(options: Partial<GoproxyUpstreamOptions> = {}): GoproxyUpstrea
   return created;
 }
 
-async function failure(promise: Promise<unknown>): Promise<{ kind: ErrorKind; message: string }> {
+interface Failure {
+  kind: ErrorKind;
+  /** What a client reads. */
+  message: string;
+  /** What only operators read. */
+  detail: string;
+  retryAfterSeconds: number | undefined;
+}
+
+async function failure(promise: Promise<unknown>): Promise<Failure> {
   try {
     await promise;
   } catch (error) {
-    if (isModuleError(error)) return { kind: error.kind, message: error.message };
+    if (isModuleError(error)) {
+      const { kind, message, retryAfterSeconds } = error;
+      return { kind, message, detail: error.detail ?? '', retryAfterSeconds };
+    }
     throw error;
   }
   throw new Error('expected a failure');
@@ -187,23 +199,70 @@ describe('GoproxyUpstream status mapping', () => {
     [500, 'bad-gateway'],
     [502, 'bad-gateway'],
     [503, 'bad-gateway'],
-  ] as const)('maps HTTP %i to %s, keeping the upstream explanation', async (status, kind) => {
-    server.route('/example.com/mod/@v/v1.0.0.info', reply(status, `explanation for ${status}\n`));
-    const error = await failure(upstream().info(MODULE, 'v1.0.0'));
-    expect(error.kind).toBe(kind);
-    expect(error.message).toContain(`${status}`);
-    expect(error.message).toContain(`explanation for ${status}`);
-    expect(error.message).toContain('/example.com/mod/@v/v1.0.0.info');
+  ] as const)(
+    'maps HTTP %i to %s, telling the client what happened and the operator what upstream said',
+    async (status, kind) => {
+      server.route('/example.com/mod/@v/v1.0.0.info', reply(status, `explanation for ${status}\n`));
+      const error = await failure(upstream().info(MODULE, 'v1.0.0'));
+      expect(error.kind).toBe(kind);
+      const what =
+        status === 404
+          ? 'not found upstream'
+          : status === 410
+            ? 'gone upstream'
+            : `upstream failed: ${status}`;
+      expect(error.message).toBe(`example.com/mod@v1.0.0: ${what} (.info)`);
+      expect(error.detail).toContain(`${server.url}/example.com/mod/@v/v1.0.0.info: ${status}`);
+      expect(error.detail).toContain(`explanation for ${status}`);
+    },
+  );
+
+  it('never puts the upstream URL, its credentials or its body in the message', async () => {
+    server.route(
+      '/example.com/mod/@v/list',
+      reply(404, '<!DOCTYPE HTML><html>File not found for alice:s3cret, Bearer tok-123456</html>'),
+    );
+    const withUserinfo = server.url.replace('http://', 'http://alice:s3cret@');
+    const cases = [
+      { options: { url: withUserinfo }, secrets: ['alice', 's3cret'] },
+      { options: { headers: { authorization: 'Bearer tok-123456' } }, secrets: ['tok-123456'] },
+    ];
+    for (const { options, secrets } of cases) {
+      const error = await failure(upstream(options).list(MODULE));
+      expect(error.kind).toBe('not-found');
+      expect(error.message).toBe('example.com/mod: not found upstream (list)');
+      expect(error.detail).toContain('File not found');
+      // An upstream that echoes the credentials it was sent does not get them into the logs.
+      for (const secret of secrets) expect(error.detail).not.toContain(secret);
+      expect(error.detail).not.toContain('@127.0.0.1');
+    }
   });
 
-  it('truncates a long error body in the message', async () => {
+  it('keeps only a short excerpt of a long error body in the detail', async () => {
     const long = `${'gone because '.repeat(50)}END-MARKER ${'x'.repeat(20_000)}`;
     server.route('/example.com/mod/@v/list', reply(410, long));
     const error = await failure(upstream().list(MODULE));
     expect(error.kind).toBe('gone');
-    expect(error.message).toContain('gone because gone because');
-    expect(error.message).not.toContain('END-MARKER');
-    expect(error.message.length).toBeLessThan(400);
+    expect(error.detail).toContain('gone because gone because');
+    expect(error.detail).not.toContain('END-MARKER');
+    expect(error.detail.length).toBeLessThan(400);
+  });
+
+  it.each([
+    ['seconds', () => '120', 120],
+    ['an HTTP-date', () => new Date(Date.now() + 90_000).toUTCString(), 90],
+  ])('passes on Retry-After in %s from a 429 or a 503', async (_form, value, seconds) => {
+    for (const status of [429, 503]) {
+      server.route('/example.com/mod/@v/list', reply(status, 'slow down', { 'retry-after': value() }));
+      const error = await failure(upstream().list(MODULE));
+      expect(error.kind).toBe('bad-gateway');
+      expect(error.message).toBe(`example.com/mod: upstream failed: ${status} (list)`);
+      // An HTTP-date has one-second resolution and the clock moves on while the call runs.
+      expect(error.retryAfterSeconds).toBeGreaterThanOrEqual(seconds - 2);
+      expect(error.retryAfterSeconds).toBeLessThanOrEqual(seconds);
+    }
+    server.route('/example.com/mod/@v/list', reply(500, 'broken'));
+    expect((await failure(upstream().list(MODULE))).retryAfterSeconds).toBeUndefined();
   });
 
   it('maps a refused connection to bad-gateway', async () => {
@@ -212,7 +271,8 @@ describe('GoproxyUpstream status mapping', () => {
     await gone.close();
     const error = await failure(upstream({ url }).list(MODULE));
     expect(error.kind).toBe('bad-gateway');
-    expect(error.message).toMatch(/ECONNREFUSED/);
+    expect(error.message).toBe('example.com/mod: upstream failed: connection refused (list)');
+    expect(error.detail).toMatch(/ECONNREFUSED/);
   });
 
   it('maps a connection dropped before the answer to bad-gateway', async () => {
@@ -236,10 +296,8 @@ describe('GoproxyUpstream status mapping', () => {
 describe('GoproxyUpstream deadlines and cancellation', () => {
   it('times out when the upstream does not answer within timeoutMs', async () => {
     server.route('/example.com/mod/@v/list', hold());
-    const started = Date.now();
     const error = await failure(upstream({ timeoutMs: 200 }).list(MODULE));
     expect(error.kind).toBe('timeout');
-    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('times out when the body trickles past the total deadline', async () => {
@@ -248,16 +306,14 @@ describe('GoproxyUpstream deadlines and cancellation', () => {
       const tick = setInterval(() => response.write('v1.0.0\n'), 20);
       response.on('close', () => clearInterval(tick));
     });
-    const started = Date.now();
     const error = await failure(upstream({ timeoutMs: 300 }).list(MODULE));
     expect(error.kind).toBe('timeout');
-    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('reports cancelled when the caller aborts', async () => {
-    server.route('/example.com/mod/@latest', hold());
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 100);
+    // Aborted once the request has reached the upstream, which never answers.
+    server.route('/example.com/mod/@latest', () => controller.abort());
     const error = await failure(upstream().latest(MODULE, { signal: controller.signal }));
     expect(error.kind).toBe('cancelled');
     expect(server.count('/example.com/mod/@latest')).toBe(1);
@@ -335,7 +391,7 @@ describe('GoproxyUpstream requests', () => {
     const u = upstream();
     for (let i = 0; i < 5; i++) {
       await u.latest(MODULE);
-      // undici frees the connection just after the body ends; one turn later it is idle.
+      // The agent frees the connection just after the body ends; one turn later it is idle.
       await new Promise((resolve) => setImmediate(resolve));
     }
     expect(ports.size).toBe(1);
@@ -369,7 +425,8 @@ describe('GoproxyUpstream fetch', () => {
     server.route('/example.com/mod/@v/v1.0.0.info', reply(404, 'unknown revision v1.0.0'));
     const error = await failure(upstream().fetch(MODULE, 'v1.0.0'));
     expect(error.kind).toBe('not-found');
-    expect(error.message).toContain('unknown revision v1.0.0');
+    expect(error.message).toBe('example.com/mod@v1.0.0: not found upstream (.info)');
+    expect(error.detail).toContain('unknown revision v1.0.0');
     expect(server.count('/example.com/mod/@v/v1.0.0.zip')).toBe(0);
     expect(await tempEntries()).toEqual([]);
   });
@@ -417,10 +474,8 @@ describe('GoproxyUpstream fetch', () => {
       response.writeHead(200);
       response.write(randomBytes(1000));
     });
-    const started = Date.now();
     const error = await failure(upstream({ timeoutMs: 300, zipTimeoutMs: 60_000 }).fetch(MODULE, 'v1.0.0'));
     expect(error.kind).toBe('timeout');
-    expect(Date.now() - started).toBeLessThan(10_000);
     expect(await tempEntries()).toEqual([]);
   });
 
@@ -431,11 +486,9 @@ describe('GoproxyUpstream fetch', () => {
       const tick = setInterval(() => response.write(randomBytes(100)), 20);
       response.on('close', () => clearInterval(tick));
     });
-    const started = Date.now();
     const error = await failure(upstream({ timeoutMs: 5_000, zipTimeoutMs: 400 }).fetch(MODULE, 'v1.0.0'));
     expect(error.kind).toBe('timeout');
     expect(error.message).toContain('400 ms');
-    expect(Date.now() - started).toBeLessThan(5_000);
     expect(await tempEntries()).toEqual([]);
   });
 

@@ -4,12 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { errors, isModuleError, ModuleError, toModuleError } from '@modproxy/errors';
 import { escapePath, escapeVersion, isCanonicalVersion, isPseudoVersion } from '@modproxy/gomod';
 import { CallDeadline } from './call-deadline';
+import { type GoproxyCall, GoproxyFailures } from './goproxy-failures';
+import { HttpFailure } from './http-failure';
 import { redactedBase, redactText } from './redact-url';
 import type { FetchedVersion, Upstream, UpstreamCallOptions } from './upstream';
+import { asHttpFailure, UpstreamHttpClient, type UpstreamResponse } from './upstream-http-client';
 
 export interface GoproxyUpstreamOptions {
   /**
@@ -36,89 +38,89 @@ export interface GoproxyUpstreamOptions {
   userAgent?: string;
   /** Directory for fetched zips (each fetch gets its own subdirectory). @default os.tmpdir() */
   tempDir?: string;
-  /** A zip larger than this is refused (`bad-gateway`) and its download aborted. @default 500 MiB, the go command's limit */
+  /** A zip larger than this (decoded) is refused (`bad-gateway`) and its download aborted. @default 500 MiB, the go command's limit */
   maxZipBytes?: number;
-  /** A list, info or go.mod body larger than this is refused (`bad-gateway`). @default 16 MiB, the go command's go.mod limit */
+  /** A list, info or go.mod body larger than this (decoded) is refused (`bad-gateway`). @default 16 MiB, the go command's go.mod limit */
   maxMetadataBytes?: number;
   /** Redirects followed per request; one more answers `bad-gateway`. @default 10 */
   maxRedirects?: number;
-}
-
-/** What an error message needs to say which request failed. */
-interface CallContext {
-  op: string;
-  module: string;
-  version?: string;
+  /** Connections open at once to one upstream host; more requests wait. @default 32 */
+  maxConnectionsPerHost?: number;
 }
 
 const MiB = 1024 * 1024;
-/** Error bodies are read only this far: enough for a proxy's one-line explanation. */
+/** Error bodies are read only this far (enough for a proxy's one-line explanation), then dropped. */
 const ERROR_BODY_READ_BYTES = 4096;
-const ERROR_BODY_MESSAGE_CHARS = 200;
-const TIMEOUT_CODES = new Set([
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'ETIMEDOUT',
-]);
 
 /**
  * An upstream GOPROXY spoken to over HTTP (the GOPROXY protocol of the go command).
  *
- * Answers are translated at this edge: 404 → `not-found` and 410 → `gone` (with the upstream's
- * short explanation), any other status and any transport failure (refused, reset, DNS, TLS,
- * malformed body) → `bad-gateway`, a passed deadline → `timeout`, the caller's abort →
- * `cancelled`. `unavailable` is not used: from the go command's side an unreachable upstream
- * is a gateway failure like any other.
+ * Answers are translated at this edge: 404 → `not-found` and 410 → `gone`, any other status
+ * and any transport failure (refused, reset, DNS, TLS, a cut or undecodable body, an answer
+ * that is not what was asked) → `bad-gateway` (with `retryAfterSeconds` from a 429's or 5xx's
+ * Retry-After), our own deadline or an upstream that falls silent → `timeout`, and only the
+ * caller's abort → `cancelled` (a caller's signal that fired with a `TimeoutError`, a deadline
+ * of the caller's, is a `timeout` too). Messages never carry the upstream's URL or body; the
+ * errors' `detail` does, for the logs (see {@link GoproxyFailures}).
  */
 export class GoproxyUpstream implements Upstream {
   readonly name: string;
   private readonly base: string;
-  private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
   private readonly zipTimeoutMs: number;
   private readonly tempDir: string;
   private readonly maxZipBytes: number;
   private readonly maxMetadataBytes: number;
-  private readonly agent: Agent;
-  private readonly dispatcher: Dispatcher;
+  private readonly client: UpstreamHttpClient;
+  private readonly failures: GoproxyFailures;
 
   constructor(options: GoproxyUpstreamOptions) {
     const url = parseBaseUrl(options.url);
     this.base = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
     this.name = redactedBase(url);
-    this.headers = { 'user-agent': options.userAgent ?? 'modproxy', ...lowerCaseKeys(options.headers ?? {}) };
-    if (url.username !== '' && this.headers['authorization'] === undefined) {
-      const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
-      this.headers['authorization'] = `Basic ${Buffer.from(credentials).toString('base64')}`;
+    const headers: Record<string, string> = {
+      'user-agent': options.userAgent ?? 'modproxy',
+      ...lowerCaseKeys(options.headers ?? {}),
+    };
+    const secrets: string[] = [];
+    if (url.username !== '') {
+      const user = decodeURIComponent(url.username);
+      const password = decodeURIComponent(url.password);
+      secrets.push(user, password, url.username, url.password);
+      if (headers['authorization'] === undefined) {
+        headers['authorization'] = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+      }
     }
+    const authorization = headers['authorization'];
+    if (authorization !== undefined) secrets.push(authorization, authorization.replace(/^\S+\s+/, ''));
+    this.failures = new GoproxyFailures(secrets);
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.zipTimeoutMs = options.zipTimeoutMs ?? 300_000;
     this.tempDir = options.tempDir ?? tmpdir();
     this.maxZipBytes = options.maxZipBytes ?? 500 * MiB;
     this.maxMetadataBytes = options.maxMetadataBytes ?? 16 * MiB;
-    this.agent = new Agent({ connect: { timeout: Math.min(this.timeoutMs, 10_000) } });
-    this.dispatcher = this.agent.compose(
-      interceptors.redirect({ maxRedirections: options.maxRedirects ?? 10 }),
-    );
+    this.client = new UpstreamHttpClient({
+      headers,
+      maxRedirects: options.maxRedirects ?? 10,
+      maxSocketsPerHost: options.maxConnectionsPerHost ?? 32,
+    });
   }
 
   async list(module: string, options: UpstreamCallOptions = {}): Promise<string[]> {
-    const call: CallContext = { op: 'upstream.goproxy.list', module };
-    const path = `${this.modulePath(call)}/@v/list`;
-    const body = await this.getBytes(call, path, options.signal);
+    const call: GoproxyCall = { op: 'upstream.goproxy.list', module, file: 'list' };
+    const body = await this.getBytes(call, `${this.modulePath(call)}/@v/list`, options.signal);
     // Like the go command: the first field of each line, tagged versions only; anything a
     // proxy adds after it (timestamps) or that is not a canonical version is skipped.
     const versions = new Set<string>();
     for (const line of body.toString('utf8').split('\n')) {
-      const first = line.trim().split(/\s+/)[0] ?? '';
+      const first = line.trim().split(/\s+/, 1)[0] ?? '';
       if (isCanonicalVersion(first) && !isPseudoVersion(first)) versions.add(first);
     }
     return [...versions];
   }
 
   async latest(module: string, options: UpstreamCallOptions = {}): Promise<Buffer> {
-    const call: CallContext = { op: 'upstream.goproxy.latest', module };
+    const call: GoproxyCall = { op: 'upstream.goproxy.latest', module, file: 'latest' };
     const path = `${this.modulePath(call)}/@latest`;
     const body = await this.getBytes(call, path, options.signal);
     this.checkInfo(call, path, body);
@@ -126,7 +128,7 @@ export class GoproxyUpstream implements Upstream {
   }
 
   async info(module: string, query: string, options: UpstreamCallOptions = {}): Promise<Buffer> {
-    const call: CallContext = { op: 'upstream.goproxy.info', module, version: query };
+    const call: GoproxyCall = { op: 'upstream.goproxy.info', module, version: query, file: '.info' };
     const path = `${this.modulePath(call)}/@v/${this.versionSegment(call, query)}.info`;
     const body = await this.getBytes(call, path, options.signal);
     this.checkInfo(call, path, body, isCanonicalVersion(query) ? query : undefined);
@@ -134,95 +136,62 @@ export class GoproxyUpstream implements Upstream {
   }
 
   async fetch(module: string, version: string, options: UpstreamCallOptions = {}): Promise<FetchedVersion> {
-    const call: CallContext = { op: 'upstream.goproxy.fetch', module, version };
+    const op = 'upstream.goproxy.fetch';
+    const call = (file: string): GoproxyCall => ({ op, module, version, file });
     if (!isCanonicalVersion(version)) {
-      throw errors.invalidArgument(
-        call.op,
-        `version "${version}" is not canonical; resolve it with info first`,
-        call,
-      );
+      throw errors.invalidArgument(op, `version "${version}" is not canonical; resolve it with info first`, {
+        module,
+        version,
+      });
     }
-    const prefix = `${this.modulePath(call)}/@v/${this.versionSegment(call, version)}`;
-    const info = await this.getBytes(call, `${prefix}.info`, options.signal);
-    this.checkInfo(call, `${prefix}.info`, info, version, true);
+    const prefix = `${this.modulePath(call('.info'))}/@v/${this.versionSegment(call('.info'), version)}`;
+    const info = await this.getBytes(call('.info'), `${prefix}.info`, options.signal);
+    this.checkInfo(call('.info'), `${prefix}.info`, info, version, true);
 
-    const dir = await this.makeFetchDir(call);
+    const dir = await this.makeFetchDir(call('.zip'));
     const zipFile = join(dir, 'module.zip');
     try {
-      const [mod, zipSize] = await this.bothOrNeither(
+      const [mod, zipSize] = await bothOrNeither(
         options.signal,
-        (signal) => this.getBytes(call, `${prefix}.mod`, signal),
-        (signal) => this.downloadZip(call, `${prefix}.zip`, zipFile, signal),
+        (signal) => this.getBytes(call('.mod'), `${prefix}.mod`, signal),
+        (signal) => this.downloadZip(call('.zip'), `${prefix}.zip`, zipFile, signal),
       );
-      return fetchedVersion(call, version, { info, mod, zipSize }, dir, zipFile);
+      return fetchedVersion({ module, version, info, mod, zipSize }, dir, zipFile, op);
     } catch (error) {
       await rm(dir, { recursive: true, force: true });
       throw error;
     }
   }
 
-  /** Closes the kept-alive connections; calls after this fail. */
+  /** Closes every connection (calls in flight fail); calls after this fail. */
   async close(): Promise<void> {
-    await this.agent.close();
+    this.client.close();
   }
 
-  /**
-   * Runs the go.mod and zip downloads side by side: when one fails the other is aborted, and
-   * the first failure is the one reported (the other's is only the echo of that abort).
-   */
-  private async bothOrNeither<A, B>(
-    callerSignal: AbortSignal | undefined,
-    first: (signal: AbortSignal) => Promise<A>,
-    second: (signal: AbortSignal) => Promise<B>,
-  ): Promise<[A, B]> {
-    const shared = new AbortController();
-    const onCallerAbort = (): void => shared.abort(callerSignal?.reason);
-    if (callerSignal?.aborted) shared.abort(callerSignal.reason);
-    else callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
-    let failure: { error: unknown } | undefined;
-    const settle = async <T>(run: Promise<T>): Promise<T | undefined> => {
-      try {
-        return await run;
-      } catch (error) {
-        failure ??= { error };
-        shared.abort();
-        return undefined;
-      }
-    };
-    try {
-      const [a, b] = await Promise.all([settle(first(shared.signal)), settle(second(shared.signal))]);
-      if (failure !== undefined) throw failure.error;
-      return [a as A, b as B];
-    } finally {
-      callerSignal?.removeEventListener('abort', onCallerAbort);
-    }
-  }
-
-  private async makeFetchDir(call: CallContext): Promise<string> {
+  private async makeFetchDir(call: GoproxyCall): Promise<string> {
     try {
       await mkdir(this.tempDir, { recursive: true });
       return await mkdtemp(join(this.tempDir, 'goproxy-fetch-'));
     } catch (error) {
-      throw toModuleError(error, call.op, call);
+      throw toModuleError(error, call.op, { module: call.module, version: call.version });
     }
   }
 
   private async downloadZip(
-    call: CallContext,
+    call: GoproxyCall,
     path: string,
     file: string,
     signal: AbortSignal,
   ): Promise<number> {
     return this.get(call, path, this.zipTimeoutMs, signal, async (response) => {
-      const declared = Number(response.headers['content-length']);
-      if (Number.isFinite(declared) && declared > this.maxZipBytes) {
-        throw this.tooLarge(call, path, `zip of ${declared} bytes`, this.maxZipBytes);
+      if (response.declaredLength !== undefined && response.declaredLength > this.maxZipBytes) {
+        throw this.tooLarge(call, response.url, `zip of ${response.declaredLength} bytes`, this.maxZipBytes);
       }
       let size = 0;
       const limit = new Transform({
         transform: (chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback) => {
           size += chunk.length;
-          if (size > this.maxZipBytes) done(this.tooLarge(call, path, 'zip', this.maxZipBytes));
+          if (size > this.maxZipBytes) done(this.tooLarge(call, response.url, 'zip', this.maxZipBytes));
           else done(null, chunk);
         },
       });
@@ -231,135 +200,106 @@ export class GoproxyUpstream implements Upstream {
     });
   }
 
-  private async getBytes(call: CallContext, path: string, signal: AbortSignal | undefined): Promise<Buffer> {
+  private async getBytes(call: GoproxyCall, path: string, signal: AbortSignal | undefined): Promise<Buffer> {
     return this.get(call, path, this.timeoutMs, signal, async (response) => {
       const { bytes, truncated } = await readAtMost(response.body, this.maxMetadataBytes);
-      if (truncated) throw this.tooLarge(call, path, 'body', this.maxMetadataBytes);
+      if (truncated) throw this.tooLarge(call, response.url, 'body', this.maxMetadataBytes);
       return bytes;
     });
   }
 
-  /** One GET under one deadline; `read` consumes a 2xx body, anything else becomes an error here. */
+  /**
+   * One GET under one deadline; `read` consumes a 2xx body, anything else becomes an error
+   * here. However it ends, the body has been read to its end or destroyed.
+   */
   private async get<T>(
-    call: CallContext,
+    call: GoproxyCall,
     path: string,
     timeoutMs: number,
     signal: AbortSignal | undefined,
-    read: (response: Dispatcher.ResponseData) => Promise<T>,
+    read: (response: UpstreamResponse) => Promise<T>,
   ): Promise<T> {
     const deadline = new CallDeadline(timeoutMs, signal);
+    let url = new URL(`${this.base}${path}`);
+    let response: UpstreamResponse | undefined;
     try {
-      const response = await request(`${this.base}${path}`, {
-        dispatcher: this.dispatcher,
-        method: 'GET',
-        headers: this.headers,
-        signal: deadline.signal,
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
-      });
-      if (response.statusCode < 200 || response.statusCode > 299) {
-        throw await this.statusError(call, path, response);
-      }
-      try {
-        return await read(response);
-      } catch (error) {
-        response.body.destroy();
-        throw error;
-      }
+      response = await this.client.get(url, { signal: deadline.signal, silenceMs: this.timeoutMs });
+      url = response.url;
+      if (response.status < 200 || response.status > 299) throw await this.statusError(call, response);
+      return await read(response);
     } catch (error) {
-      throw this.translate(error, call, path, deadline);
+      throw this.translate(error, call, url, deadline);
     } finally {
+      if (response !== undefined && !response.body.destroyed) response.body.destroy();
       deadline.dispose();
     }
   }
 
-  private async statusError(
-    call: CallContext,
-    path: string,
-    response: Dispatcher.ResponseData,
-  ): Promise<ModuleError> {
-    let explanation = '';
+  private async statusError(call: GoproxyCall, response: UpstreamResponse): Promise<ModuleError> {
+    let body = '';
+    let truncated = false;
     try {
-      const { bytes, truncated } = await readAtMost(response.body, ERROR_BODY_READ_BYTES);
-      explanation = shortText(bytes.toString('utf8'), truncated);
+      const read = await readAtMost(response.body, ERROR_BODY_READ_BYTES);
+      body = read.bytes.toString('utf8');
+      truncated = read.truncated;
     } catch {
       // The status alone says enough; a body that cannot be read adds nothing.
     }
-    const status = `${response.statusCode} ${response.statusText ?? ''}`.trim();
-    const message = `${this.name}${path}: ${status}${explanation === '' ? '' : `: ${explanation}`}`;
-    const options = { module: call.module, version: call.version };
-    if (response.statusCode === 404) return errors.notFound(call.op, message, options);
-    if (response.statusCode === 410) return errors.gone(call.op, message, options);
-    if (response.statusCode >= 300 && response.statusCode < 400) {
-      return errors.badGateway(
-        call.op,
-        `${message} (redirect not followed: too many redirects or no Location)`,
-        options,
-      );
-    }
-    return errors.badGateway(call.op, message, options);
+    const retryAfter = response.headers['retry-after'];
+    return this.failures.status(
+      call,
+      { status: response.status, statusText: response.statusText, url: response.url, retryAfter },
+      body,
+      truncated,
+    );
   }
 
-  private translate(error: unknown, call: CallContext, path: string, deadline: CallDeadline): ModuleError {
+  private translate(error: unknown, call: GoproxyCall, url: URL, deadline: CallDeadline): ModuleError {
     if (error instanceof ModuleError) return error;
-    const where = `${this.name}${path}`;
-    const options = { module: call.module, version: call.version, cause: error };
-    if (deadline.reason === 'cancelled')
-      return errors.cancelled(call.op, `${where}: cancelled by the caller`, options);
-    if (deadline.reason === 'deadline') {
-      return errors.timeout(call.op, `${where}: no complete answer within ${deadline.timeoutMs} ms`, options);
-    }
-    const code = errorCode(error);
-    if (code !== undefined && TIMEOUT_CODES.has(code)) {
-      return errors.timeout(call.op, `${where}: ${describe(error)}`, options);
-    }
-    return errors.badGateway(call.op, `${where}: ${describe(error)}`, options);
+    if (deadline.reason === 'deadline') return this.failures.deadline(call, url, deadline.timeoutMs, error);
+    if (deadline.reason === 'caller-deadline') return this.failures.callerDeadline(call, url, error);
+    if (deadline.reason === 'cancelled') return this.failures.cancelled(call, url, error);
+    return this.failures.wire(call, url, error instanceof HttpFailure ? error : asHttpFailure(error));
   }
 
   /** Checks an `.info`/`@latest` body the way the go command would before trusting it. */
   private checkInfo(
-    call: CallContext,
+    call: GoproxyCall,
     path: string,
     body: Buffer,
     expectedVersion?: string,
     needsTime = false,
   ): void {
+    const url = new URL(`${this.base}${path}`);
     let parsed: unknown;
     try {
       parsed = JSON.parse(body.toString('utf8'));
     } catch (error) {
-      throw errors.badGateway(call.op, `${this.name}${path}: invalid JSON in the answer`, {
-        ...call,
-        cause: error,
-      });
+      throw this.failures.badAnswer(call, url, 'the answer is not JSON', error);
     }
     const version = isRecord(parsed) ? parsed['Version'] : undefined;
     if (typeof version !== 'string' || !isCanonicalVersion(version)) {
-      throw errors.badGateway(call.op, `${this.name}${path}: the answer has no canonical Version`, call);
+      throw this.failures.badAnswer(call, url, 'the answer has no canonical Version');
     }
     // What is stored must carry a Time: the go command orders pseudo-versions and answers
     // @latest from it.
     if (needsTime && (!isRecord(parsed) || typeof parsed['Time'] !== 'string')) {
-      throw errors.badGateway(call.op, `${this.name}${path}: the answer has no Time`, call);
+      throw this.failures.badAnswer(call, url, 'the answer has no Time');
     }
     if (expectedVersion !== undefined && version !== expectedVersion) {
-      throw errors.badGateway(
-        call.op,
-        `${this.name}${path}: the proxy answered for version ${version} instead of ${expectedVersion}`,
+      throw this.failures.badAnswer(
         call,
+        url,
+        `the answer is for version ${version} instead of ${expectedVersion}`,
       );
     }
   }
 
-  private tooLarge(call: CallContext, path: string, what: string, limit: number): ModuleError {
-    return errors.badGateway(
-      call.op,
-      `${this.name}${path}: ${what} larger than the limit of ${limit} bytes`,
-      call,
-    );
+  private tooLarge(call: GoproxyCall, url: URL, what: string, limit: number): ModuleError {
+    return this.failures.badAnswer(call, url, `${what} larger than the limit of ${limit} bytes`);
   }
 
-  private modulePath(call: CallContext): string {
+  private modulePath(call: GoproxyCall): string {
     try {
       return `/${escapePath(call.module).split('/').map(encodeURIComponent).join('/')}`;
     } catch (error) {
@@ -367,7 +307,7 @@ export class GoproxyUpstream implements Upstream {
     }
   }
 
-  private versionSegment(call: CallContext, version: string): string {
+  private versionSegment(call: GoproxyCall, version: string): string {
     try {
       return encodeURIComponent(escapeVersion(version));
     } catch (error) {
@@ -376,22 +316,54 @@ export class GoproxyUpstream implements Upstream {
   }
 }
 
+/**
+ * Runs the go.mod and zip downloads side by side: when one fails the other is aborted, and
+ * the first failure is the one reported (the other's is only the echo of that abort).
+ */
+async function bothOrNeither<A, B>(
+  callerSignal: AbortSignal | undefined,
+  first: (signal: AbortSignal) => Promise<A>,
+  second: (signal: AbortSignal) => Promise<B>,
+): Promise<[A, B]> {
+  const shared = new AbortController();
+  const onCallerAbort = (): void => shared.abort(callerSignal?.reason);
+  if (callerSignal?.aborted) shared.abort(callerSignal.reason);
+  else callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
+  let failure: { error: unknown } | undefined;
+  const settle = async <T>(run: Promise<T>): Promise<T | undefined> => {
+    try {
+      return await run;
+    } catch (error) {
+      failure ??= { error };
+      shared.abort();
+      return undefined;
+    }
+  };
+  try {
+    const [a, b] = await Promise.all([settle(first(shared.signal)), settle(second(shared.signal))]);
+    if (failure !== undefined) throw failure.error;
+    return [a as A, b as B];
+  } finally {
+    callerSignal?.removeEventListener('abort', onCallerAbort);
+  }
+}
+
 function fetchedVersion(
-  call: CallContext,
-  version: string,
-  content: Pick<FetchedVersion, 'info' | 'mod' | 'zipSize'>,
+  content: Pick<FetchedVersion, 'module' | 'version' | 'info' | 'mod' | 'zipSize'>,
   dir: string,
   zipFile: string,
+  op: string,
 ): FetchedVersion {
   let released = false;
   return {
-    module: call.module,
-    version,
     ...content,
     zipPath: zipFile,
     openZip(): Readable {
       if (released) {
-        throw errors.failedPrecondition(call.op, 'the fetched zip was already released', call);
+        throw errors.failedPrecondition(op, 'the fetched zip was already released', {
+          module: content.module,
+          version: content.version,
+        });
       }
       return createReadStream(zipFile);
     },
@@ -419,12 +391,6 @@ async function readAtMost(body: Readable, limit: number): Promise<{ bytes: Buffe
   return { bytes: Buffer.concat(chunks), truncated: false };
 }
 
-function shortText(text: string, truncated: boolean): string {
-  const oneLine = text.replace(/\s+/g, ' ').trim();
-  if (oneLine.length <= ERROR_BODY_MESSAGE_CHARS && !truncated) return oneLine;
-  return `${oneLine.slice(0, ERROR_BODY_MESSAGE_CHARS)}…`;
-}
-
 function parseBaseUrl(value: string): URL {
   let url: URL;
   try {
@@ -443,7 +409,7 @@ function parseBaseUrl(value: string): URL {
   return url;
 }
 
-function rewrap(error: unknown, call: CallContext): ModuleError {
+function rewrap(error: unknown, call: GoproxyCall): ModuleError {
   if (isModuleError(error)) {
     return new ModuleError(error.kind, call.op, error.message, {
       module: call.module,
@@ -451,7 +417,7 @@ function rewrap(error: unknown, call: CallContext): ModuleError {
       cause: error,
     });
   }
-  return toModuleError(error, call.op, call);
+  return toModuleError(error, call.op, { module: call.module, version: call.version });
 }
 
 function lowerCaseKeys(headers: Record<string, string>): Record<string, string> {
@@ -460,19 +426,4 @@ function lowerCaseKeys(headers: Record<string, string>): Record<string, string> 
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function errorCode(error: unknown): string | undefined {
-  const code = isRecord(error) ? error['code'] : undefined;
-  return typeof code === 'string' ? code : undefined;
-}
-
-/** Node reports a refused connection to every address of a host as an AggregateError with no message. */
-function describe(error: unknown): string {
-  if (error instanceof AggregateError && error.message === '') {
-    const inner = error.errors.map((e: unknown) => (e instanceof Error ? e.message : String(e)));
-    return inner.join('; ') || (errorCode(error) ?? 'connection failed');
-  }
-  if (error instanceof Error) return error.message || (errorCode(error) ?? error.name);
-  return String(error);
 }

@@ -102,11 +102,13 @@ function chain(value: string, timeoutMs = 10_000): UpstreamChain {
   });
 }
 
-async function failure(promise: Promise<unknown>): Promise<{ kind: ErrorKind; message: string }> {
+async function failure(
+  promise: Promise<unknown>,
+): Promise<{ kind: ErrorKind; message: string; detail: string | undefined }> {
   try {
     await promise;
   } catch (error) {
-    if (isModuleError(error)) return { kind: error.kind, message: error.message };
+    if (isModuleError(error)) return { kind: error.kind, message: error.message, detail: error.detail };
     throw error;
   }
   throw new Error('expected a failure');
@@ -133,7 +135,7 @@ describe.each(Object.keys(METHODS))('UpstreamChain.%s', (method) => {
     answerEverything(a, reply(500, 'internal trouble'));
     const error = await failure(call(chain(`${a.url},${b.url}`)));
     expect(error.kind).toBe('bad-gateway');
-    expect(error.message).toContain('internal trouble');
+    expect(error.detail).toContain('internal trouble');
     expect(b.count()).toBe(0);
   });
 
@@ -189,7 +191,7 @@ describe('UpstreamChain errors', () => {
     answerEverything(b, reply(404, 'B has nothing'));
     const error = await failure(chain(`${a.url},${b.url}`).info(MODULE, 'v1.0.0'));
     expect(error.kind).toBe('not-found');
-    expect(error.message).toContain('B has nothing');
+    expect(error.detail).toContain('B has nothing');
   });
 
   it('reports an earlier failure over a later not-found (A|B, A 500, B 404)', async () => {
@@ -197,7 +199,7 @@ describe('UpstreamChain errors', () => {
     answerEverything(b, reply(404, 'B has nothing'));
     const error = await failure(chain(`${a.url}|${b.url}`).list(MODULE));
     expect(error.kind).toBe('bad-gateway');
-    expect(error.message).toContain('A is broken');
+    expect(error.detail).toContain('A is broken');
   });
 
   it("reports direct's error over a proxy's (A|direct, A 500, direct not-found)", async () => {
