@@ -253,6 +253,11 @@ describe('MongoStorage on FerretDB', () => {
     expect(await a.db.collection('zips.files').countDocuments()).toBe(1);
     await otherBucket.save(input('example.com/apart', 'v2.0.0+incompatible', patternBuffer(1000, 12)));
     expect(await a.db.collection('other.files').countDocuments()).toBe(1);
+    // The other bucket's zip went there only, and the other database saw neither.
+    expect(await a.db.collection('zips.files').countDocuments()).toBe(1);
+    expect(await b.db.collection('zips.files').countDocuments()).toBe(0);
+    expect(await b.db.collection('other.files').countDocuments()).toBe(0);
+    expect(await inB.list('example.com/apart')).toEqual([]);
   });
 
   it('fails unavailable when no server answers', async () => {
