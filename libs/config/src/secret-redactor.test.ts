@@ -91,6 +91,13 @@ describe('SecretRedactor', () => {
     expect(out).not.toContain('tok-0123456789abcdef');
   });
 
+  it('also finds a secret percent-encoded', () => {
+    const basic = new SecretRedactor(['YWxpY2U6czNjcmV0+/=']);
+    expect(basic.redact('Location: /x?auth=Basic%20YWxpY2U6czNjcmV0%2B%2F%3D')).toBe(
+      'Location: /x?auth=Basic%20[redacted]',
+    );
+  });
+
   it('does not hide values too short to tell from ordinary words', () => {
     expect(redactor.redact('go build')).toBe('go build');
   });

@@ -21,7 +21,9 @@ export class SecretRedactor {
   private readonly escaped: RegExp | undefined;
 
   constructor(secrets: Iterable<string> = []) {
-    const values = [...new Set(secrets)].filter((value) => value.length >= MIN_REDACTED_LENGTH);
+    // A secret may also travel percent-encoded (a redirect's query string, a URL's userinfo).
+    const forms = [...secrets].flatMap((value) => [value, encodeURIComponent(value)]);
+    const values = [...new Set(forms)].filter((value) => value.length >= MIN_REDACTED_LENGTH);
     // Longest first, so a secret that contains another is replaced whole.
     values.sort((a, b) => b.length - a.length);
     this.plain = alternation(values);
