@@ -66,7 +66,8 @@ export async function storeVersion(storage: ModuleStorage, module: string, versi
   });
 }
 
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+// Not exported: tests wait for conditions (eventually, waitUntil) or move a ManualClock.
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls until `check` returns true or `timeoutMs` (a deadline for a busy machine) passes. */
 export async function eventually(
