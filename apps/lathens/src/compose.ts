@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { createHttpMetrics, Counter, Gauge, type HttpMetrics, type Logger } from '@modproxy/observability';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage } from '@modproxy/storage-grpc';
-import { createUpstreamFromConfig, type Upstream } from '@modproxy/upstream';
+import { createUpstreamFromConfig, moduleFilterFromConfig, type Upstream } from '@modproxy/upstream';
 import {
   BullmqRevalidationQueue,
   BullmqRevalidationWorker,
@@ -14,7 +14,9 @@ import {
   RedisVersionStore,
   waitForRedis,
 } from '@modproxy/versions';
+import type { VersionService } from '@modproxy/versions-grpc';
 import type { LathensConfig } from './config';
+import { FilteredVersionService } from './filtered-version-service';
 import { createLathensApp } from './http/lathens-app';
 
 export interface LathensOverrides {
@@ -25,7 +27,8 @@ export interface LathensOverrides {
 }
 
 export interface LathensComposition {
-  versions: CachedVersions;
+  /** What HTTP and gRPC serve: the cache behind the module filter. */
+  versions: VersionService;
   app: ReturnType<typeof createLathensApp>;
   metrics: HttpMetrics;
   worker: BullmqRevalidationWorker | undefined;
@@ -142,8 +145,13 @@ export async function composeLathens(
     await store.ping();
     return 'ok';
   };
+  // Both transports answer through the filter; the upstream chain refuses the same modules for
+  // background revalidations.
+  const moduleFilter = moduleFilterFromConfig(config);
+  const served = new FilteredVersionService(versions, moduleFilter);
   const app = createLathensApp({
-    versions,
+    versions: served,
+    moduleFilter,
     logger,
     metrics,
     readiness,
@@ -152,7 +160,7 @@ export async function composeLathens(
   });
 
   return {
-    versions,
+    versions: served,
     app,
     metrics,
     worker,

@@ -9,7 +9,7 @@ import {
   type LoadConfigOptions,
 } from '@modproxy/config';
 import { isLoopbackHost } from '@modproxy/storage-grpc';
-import { upstreamConfigShape } from '@modproxy/upstream';
+import { checkUpstreamConfig, upstreamConfigShape } from '@modproxy/upstream';
 
 const redisUrl = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');
 
@@ -56,6 +56,7 @@ export const lathensConfigSchema = z
     SHUTDOWN_TIMEOUT_MS: durationMs(10_000),
   })
   .superRefine((config, ctx) => {
+    checkUpstreamConfig(config, ctx);
     if (config.HARD_TTL_MS < config.SOFT_TTL_MS) {
       ctx.addIssue({
         code: 'custom',

@@ -259,7 +259,7 @@ describe('ModuleService', () => {
       service.list('other.test/x'),
     ];
     expect(await Promise.all(calls.map(kindOf))).toEqual(Array(calls.length).fill('forbidden'));
-    const error = await service.zip(MODULE, 'v1.0.0').catch((caught: unknown) => caught as ModuleError);
+    const error = (await service.zip(MODULE, 'v1.0.0').catch((caught: unknown) => caught)) as ModuleError;
     expect(error.message).toBe("module example.test/unit is denied by this server's module filter");
     expect(upstream.calls).toEqual([]);
     // An allowed module is served as usual.

@@ -8,10 +8,17 @@ import {
   sendVersionsAnswer,
   type ServiceAppOptions,
 } from '@modproxy/http';
+import type { ModuleFilter } from '@modproxy/gomod';
 import type { VersionsProvider } from '@modproxy/versions';
 
 export interface LathensAppOptions extends ServiceAppOptions {
   versions: VersionsProvider;
+  /**
+   * Modules refused with 403 on every GOPROXY path, list and latest as well as the paths lathens
+   * does not serve (which would otherwise answer 404 and let the go command fall through to
+   * the next proxy for them). @default none refused
+   */
+  moduleFilter?: ModuleFilter;
   /** `Cache-Control: max-age` of answers, in seconds: the soft TTL. */
   maxAgeSeconds: number;
 }
@@ -26,6 +33,9 @@ export function createLathensApp(options: LathensAppOptions): express.Express {
   const app = createServiceApp(options);
   app.use(async (req, res, next) => {
     const request = parseGoproxyPath(req.path);
+    if (request && options.moduleFilter) {
+      options.moduleFilter.check(`lathens.http.${request.kind}`, request.module);
+    }
     if (!request || (request.kind !== 'list' && request.kind !== 'latest')) return next();
     res.locals['route'] = request.kind;
     if (!allowReadOnly(req, res)) return;
