@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isModuleError } from '@modproxy/errors';
-import { MAX_PATH_LENGTH, parseGoproxyPath } from './goproxy-path';
+import { MAX_ELEMENT_LENGTH, MAX_PATH_LENGTH, parseGoproxyPath } from './goproxy-path';
 
 describe('parseGoproxyPath', () => {
   it('parses every GOPROXY endpoint and unescapes module paths and versions', () => {
@@ -54,6 +54,8 @@ describe('parseGoproxyPath', () => {
     ['malformed percent-encoding', '/a.b/c%zz/@v/list'],
     ['no dot in first element', '/localhost/c/@v/list'],
     ['too long', `/a.b/${'x'.repeat(MAX_PATH_LENGTH)}/@v/list`],
+    ['a module path element no file system holds', `/a.b/${'x'.repeat(MAX_ELEMENT_LENGTH + 1)}/@v/list`],
+    ['a version no file system holds', `/a.b/c/@v/v1.0.0-${'x'.repeat(MAX_ELEMENT_LENGTH)}.info`],
   ])('rejects %s with invalid-argument', (_name, path) => {
     let thrown: unknown;
     try {

@@ -8,6 +8,11 @@ export type GoproxyRequest =
 
 /** Longer paths than this are not module requests; refuse them before any work. */
 export const MAX_PATH_LENGTH = 1024;
+/**
+ * Longer path elements (escaped, as they name files in a module cache or disk storage) than
+ * this fit no file system: the go command could never have downloaded such a module.
+ */
+export const MAX_ELEMENT_LENGTH = 255;
 
 const LIST = /^\/(.+)\/@v\/list$/;
 const LATEST = /^\/(.+)\/@latest$/;
@@ -34,6 +39,9 @@ export function parseGoproxyPath(rawPath: string): GoproxyRequest | undefined {
     path = decodeURIComponent(rawPath);
   } catch {
     throw errors.invalidArgument(op, 'malformed percent-encoding in path');
+  }
+  if (path.split('/').some((element) => Buffer.byteLength(element) > MAX_ELEMENT_LENGTH)) {
+    throw errors.invalidArgument(op, `path element longer than ${MAX_ELEMENT_LENGTH} bytes`);
   }
   let match = LIST.exec(path);
   if (match) return { kind: 'list', module: unescapePath(match[1] ?? '') };

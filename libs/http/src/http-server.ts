@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { answerClientErrorsInText } from './client-error';
 
 /**
  * Starts `server` listening and resolves with its base URL once it does (port 0 picks a free
@@ -7,6 +8,7 @@ import type { AddressInfo } from 'node:net';
  * an IPv4-only listener would refuse.
  */
 export async function listenHttp(server: Server, port: number, host: string): Promise<string> {
+  answerClientErrorsInText(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -1,3 +1,4 @@
 export * from './goproxy-path';
 export * from './service-app';
 export * from './http-server';
+export * from './client-error';

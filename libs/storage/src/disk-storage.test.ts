@@ -114,6 +114,8 @@ describe('DiskStorage', () => {
       '..',
       'example.com/.tmp',
       'example.com\\..\\..\\escape',
+      // Valid by the Go rules, but no file system holds an element this long.
+      `example.com/${'a'.repeat(256)}`,
     ];
     const versions = [
       '../../../../escape',
@@ -124,6 +126,7 @@ describe('DiskStorage', () => {
       '..',
       '.tmp',
       '/v1.0.0',
+      `v1.0.0-${'a'.repeat(250)}`,
     ];
     const attempts: [string, string][] = [
       ...modules.map((m): [string, string] => [m, 'v1.0.0']),

@@ -44,6 +44,8 @@ export interface DiskStorageOptions extends DiskWorkAreaOptions {
 const VERSIONS_DIR = '@v';
 const PARTS = ['info', 'mod', 'zip'] as const;
 const COMMIT_ATTEMPTS = 4;
+/** The longest file name common file systems (ext4, XFS, NFS, APFS) allow. */
+const MAX_NAME_BYTES = 255;
 
 /**
  * Module storage in a directory tree, the embedded default:
@@ -332,9 +334,15 @@ export class DiskStorage implements ModuleStorage {
   /** Defence in depth behind the Go path rules: nothing resolves outside the root or into `.tmp`. */
   private underRoot(op: string, path: string, refs: ModuleErrorOptions): string {
     const rel = relative(this.root, path);
-    const first = rel.split(sep)[0] ?? '';
+    const elements = rel.split(sep);
+    const first = elements[0] ?? '';
     if (rel === '' || isAbsolute(rel) || first === '..' || first.startsWith('.')) {
       throw errors.invalidArgument(op, 'path resolves outside the storage root', refs);
+    }
+    // The Go rules set no length; file systems do, and a module that no file system can hold
+    // is a client's mistake, not a storage failure.
+    if (elements.some((element) => Buffer.byteLength(element) > MAX_NAME_BYTES)) {
+      throw errors.invalidArgument(op, `a path element is longer than ${MAX_NAME_BYTES} bytes`, refs);
     }
     return path;
   }

@@ -19,3 +19,5 @@ export * from './test-certificates';
 export * from './tcp-relay';
 export * from './hostile-behaviours';
 export * from './hostile-upstream';
+export * from './raw-request';
+export * from './app-bundle';
