@@ -13,3 +13,4 @@ export * from './job-events';
 export * from './fetch-queue';
 export * from './crawl-queue';
 export * from './job-worker';
+export * from './host';

@@ -21,3 +21,4 @@ export * from './hostile-behaviours';
 export * from './hostile-upstream';
 export * from './raw-request';
 export * from './app-bundle';
+export * from './counting-upstream';

@@ -1,9 +1,15 @@
-import { DelayedError, type Job, type Processor } from 'bullmq';
+import { DelayedError, Job, type Processor, type Queue } from 'bullmq';
 import { isModuleError } from '@modproxy/errors';
 import type { HostDecision, HostOutcome, HostPoliteness } from './host-politeness';
 
 export interface HostGateOptions<T> {
   politeness: HostPoliteness;
+  /**
+   * The queue the gated jobs come from. With it, a job refused because its host is at its
+   * concurrency waits in the host's line and the next slot given back wakes it at once
+   * (promoted from delayed); without, it waits for its own timer. @default none
+   */
+  queue?: Queue;
   /**
    * The host a job's work goes to, for `wrap`; `undefined` runs the job without a limit (e.g.
    * `UPSTREAM=off`). @default none: every job runs without a limit
@@ -13,10 +19,12 @@ export interface HostGateOptions<T> {
   classify?(error: unknown): HostOutcome;
   /**
    * First delay of a job refused because its host is at its concurrency; doubled each time the
-   * same job is refused again, up to `maxContentionDelayMs`, and spread by ±50 %. @default 250
+   * same job is refused again, up to `maxContentionDelayMs`, and spread by ±50 %. With a
+   * `queue`, a slot given back wakes the job first, so its own timer is only the fallback (and
+   * waking for nothing costs every job a refusal): 1000, else 250.
    */
   contentionDelayMs?: number;
-  /** @default 5000 */
+  /** @default 10000 with a `queue`, else 5000 */
   maxContentionDelayMs?: number;
   /** Told when a job is moved back to delayed. */
   onDeferred?(job: Job<T>, decision: Extract<HostDecision, { granted: false }>, delayMs: number): void;
@@ -32,7 +40,7 @@ export interface HostGateOptions<T> {
  * (`moveToDelayed` + `DelayedError`, which spends no attempt) until a retry may succeed.
  * While the job runs, its lease is kept alive; after, the slot is given back with the outcome.
  */
-export class HostGate<T> {
+export class HostGate<T = unknown> {
   private readonly politeness: HostPoliteness;
   private readonly classify: (error: unknown) => HostOutcome;
   private readonly contentionDelayMs: number;
@@ -42,8 +50,12 @@ export class HostGate<T> {
   constructor(private readonly options: HostGateOptions<T>) {
     this.politeness = options.politeness;
     this.classify = options.classify ?? hostOutcomeOf;
-    this.contentionDelayMs = options.contentionDelayMs ?? 250;
-    this.maxContentionDelayMs = Math.max(this.contentionDelayMs, options.maxContentionDelayMs ?? 5_000);
+    const woken = options.queue !== undefined;
+    this.contentionDelayMs = options.contentionDelayMs ?? (woken ? 1_000 : 250);
+    this.maxContentionDelayMs = Math.max(
+      this.contentionDelayMs,
+      options.maxContentionDelayMs ?? (woken ? 10_000 : 5_000),
+    );
     this.random = options.random ?? Math.random;
   }
 
@@ -68,6 +80,9 @@ export class HostGate<T> {
     if (!decision.granted) {
       const delayMs = this.deferral(job, decision.retryAfterMs);
       await job.moveToDelayed(Date.now() + delayMs, token);
+      // In line only once it is delayed, so whoever wakes it finds it there.
+      if (decision.reason === 'concurrency' && this.options.queue && job.id !== undefined)
+        await this.politeness.park(decision.host, this.options.queue.name, job.id);
       this.options.onDeferred?.(job, decision, delayMs);
       throw new DelayedError(`host ${decision.host}: ${decision.reason}; retry in ${delayMs} ms`);
     }
@@ -91,7 +106,29 @@ export class HostGate<T> {
       clearInterval(keepAlive);
       await this.politeness
         .release(lease, outcome)
+        .then(() => this.wakeNext(lease.host))
         .catch((error: unknown) => this.options.onReleaseError?.(lease.host, error));
+    }
+  }
+
+  /**
+   * Promotes the job that has waited longest for `host` from delayed to waiting. Entries whose
+   * job is gone or no longer delayed (its timer woke it first) are skipped, a few at most.
+   */
+  private async wakeNext(host: string): Promise<void> {
+    const queue = this.options.queue;
+    if (!queue) return;
+    for (let tries = 0; tries < WAKE_TRIES; tries++) {
+      const id = await this.politeness.nextParked(host, queue.name);
+      if (id === undefined) return;
+      const parked = await Job.fromId(queue, id);
+      if (!parked) continue;
+      try {
+        await parked.promote();
+        return;
+      } catch {
+        // Not delayed any more: it is running, waiting or done.
+      }
     }
   }
 
@@ -107,18 +144,24 @@ export class HostGate<T> {
   }
 }
 
+/** Line entries looked at per slot given back. */
+const WAKE_TRIES = 5;
+
 /** Error kinds that mean a source host did not answer properly. */
 const HOST_FAILURE_KINDS = new Set(['timeout', 'bad-gateway', 'unavailable']);
 
 /**
  * What an error says about the host the work went to: an upstream's timeout, gateway failure
  * or unavailability (429/503, with its Retry-After) is the host's failure; any other answer
- * from upstream (not found, gone, refused) is the host working; our own cancellations and
- * failures of anything but upstream (`op` not `upstream.*`, e.g. storage) say nothing.
+ * from upstream (not found, gone, refused) is the host working; our own cancellations,
+ * failures of anything but upstream (`op` not `upstream.*`, e.g. storage) and the go
+ * command's full local queue (`unavailable` from `upstream.direct.*`) say nothing.
  */
 export function hostOutcomeOf(error: unknown): HostOutcome {
   if (!isModuleError(error) || error.kind === 'cancelled' || !error.op.startsWith('upstream.'))
     return { kind: 'neutral' };
+  // The go command's own queue being full is this server's capacity, not the VCS host's answer.
+  if (error.kind === 'unavailable' && error.op.startsWith('upstream.direct.')) return { kind: 'neutral' };
   if (!HOST_FAILURE_KINDS.has(error.kind)) return { kind: 'success' };
   return {
     kind: 'failure',

@@ -78,6 +78,8 @@ export interface HostState {
 }
 
 const DAY_MS = 24 * 3_600_000;
+/** Jobs kept in one host's line; more wake up by their own timers. */
+const MAX_PARKED = 10_000;
 /** Messages in failure records are cut here: the status page shows a line, not a page. */
 const MESSAGE_CHARS = 300;
 
@@ -144,6 +146,26 @@ export class HostPoliteness {
     );
     if (granted === 1) return { granted: true, lease: { host: name, id } };
     return { granted: false, host: name, reason: reason as HostRefusal, retryAfterMs: Number(retryAfterMs) };
+  }
+
+  /**
+   * Puts a job refused for concurrency in the host's line for `queue`, so that the next slot
+   * given back wakes it ({@link nextParked}) instead of its own timer. The line is bounded:
+   * beyond `maxParked` the oldest entries drop out (their timers still wake them).
+   */
+  async park(host: string, queue: string, jobId: string): Promise<void> {
+    const key = this.parkedKey(normalizeHost(host), queue);
+    await this.redis
+      .multi()
+      .rpush(key, jobId)
+      .ltrim(key, -MAX_PARKED, -1)
+      .pexpire(key, this.stateTtlMs)
+      .exec();
+  }
+
+  /** The job that has waited longest for a slot of `host` in `queue`, taken out of the line. */
+  async nextParked(host: string, queue: string): Promise<string | undefined> {
+    return (await this.redis.lpop(this.parkedKey(normalizeHost(host), queue))) ?? undefined;
   }
 
   /** Keeps a lease from expiring; call well within `leaseMs` while the request runs. */
@@ -219,6 +241,10 @@ export class HostPoliteness {
 
   private get hostsKey(): string {
     return `${this.prefix}:hosts`;
+  }
+
+  private parkedKey(host: string, queue: string): string {
+    return `${this.prefix}:host:${host}:parked:${queue}`;
   }
 
   private keys(host: string): { leases: string; bucket: string; state: string; failures: string } {
