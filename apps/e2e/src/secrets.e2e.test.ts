@@ -183,7 +183,7 @@ describe('no secret in any log line, configuration error or response body', () =
   let dir: string;
   let upstreamList: string;
   let closedPort: number;
-  let statuses: number[] = [];
+  let answers: Array<Seen & { status: number }> = [];
 
   beforeAll(async () => {
     dir = await createTempDir('modproxy-secrets-');
@@ -317,9 +317,8 @@ describe('no secret in any log line, configuration error or response body', () =
       storageHttp,
     ];
     const requests = bases.flatMap((base) => failingPaths().map((item) => ({ base, ...item })));
-    const answers = await pool(requests, 12, (item) => request(item.base, item.path, item.method));
+    answers = await pool(requests, 12, (item) => request(item.base, item.path, item.method));
     seen.push(...answers);
-    statuses = answers.map((answer) => answer.status);
 
     // gRPC: wrong and missing tokens, and upstream failures reported through lathens.
     const grpcCalls: Array<[string, () => Promise<unknown>]> = [];
@@ -525,8 +524,16 @@ describe('no secret in any log line, configuration error or response body', () =
         true,
       );
     }
+    const statuses = answers.map((answer) => answer.status);
     expect(statuses.some((status) => status >= 400 && status < 500)).toBe(true);
     expect(statuses.some((status) => status >= 500)).toBe(true);
+  });
+
+  it("tells clients what happened, never the upstream's URL or its page", () => {
+    const told = answers.filter(
+      ({ text }) => text.includes(`127.0.0.1:${upstream.port}`) || /you sent|<!DOCTYPE/i.test(text),
+    );
+    expect(told.map(({ where, text }) => `${where}: ${text}`)).toEqual([]);
   });
 
   it('stops every bad configuration with a message naming what is wrong', () => {
