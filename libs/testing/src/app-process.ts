@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { hermeticChildOptions } from './hermetic-children';
 
 export interface AppProcess {
   child: ChildProcess;
@@ -28,9 +29,12 @@ export interface StartAppProcessOptions {
  * first or stays silent too long rejects with what it printed. Stopped by its own pid only.
  */
 export async function startAppProcess(main: string, options: StartAppProcessOptions): Promise<AppProcess> {
-  const child = spawn(process.execPath, ['--enable-source-maps', main, ...(options.args ?? [])], {
+  // Under the tests, the app gets their hermetic network (see hermetic-children.ts).
+  const hermetic = hermeticChildOptions();
+  const args = [...hermetic.execArgv, '--enable-source-maps', main, ...(options.args ?? [])];
+  const child = spawn(process.execPath, args, {
     cwd: options.cwd,
-    env: options.env,
+    env: { ...options.env, ...hermetic.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -2,13 +2,19 @@ import dns from 'node:dns';
 import { lookup as namedLookup } from 'node:dns/promises';
 import { once } from 'node:events';
 import { createServer, connect, type AddressInfo } from 'node:net';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startAppProcess } from './app-process';
+import { takeChildViolations } from './hermetic-children';
 import { isLoopbackHost, takeHermeticViolations } from './hermetic-network';
+import { createTempDir, removeDir } from './temp-dir';
 
 // The guard is installed by the shared vitest setup (vitest.shared.ts) before this file runs;
 // each test takes the violations it made on purpose, so that the setup does not fail it.
 afterEach(() => {
   takeHermeticViolations();
+  takeChildViolations();
 });
 
 function violations(): string[] {
@@ -79,6 +85,35 @@ describe('the hermetic network of every test process', () => {
       expect(violations()).toEqual([]);
     } finally {
       server.close();
+    }
+  });
+
+  it('gives an app process started by a test the same guard, and reports what it refused', async () => {
+    const dir = await createTempDir('hermetic-child-');
+    try {
+      const main = join(dir, 'main.mjs');
+      await writeFile(
+        main,
+        [
+          "import dns from 'node:dns';",
+          "dns.lookup('registry.example', (error) => console.log(`looked up: ${error?.message}`));",
+          'setInterval(() => undefined, 1000);',
+        ].join('\n'),
+      );
+      const child = await startAppProcess(main, {
+        env: { PATH: process.env['PATH'] ?? '' },
+        ready: /looked up: (.*)/,
+      });
+      try {
+        expect(child.match[1]).toMatch(/^hermetic test: refused name lookup of "registry\.example"/);
+      } finally {
+        await child.stop();
+      }
+      const reported = takeChildViolations();
+      expect(reported.map((violation) => violation.what)).toEqual(['name lookup of "registry.example"']);
+      expect(reported[0]?.stack).toContain(`pid ${child.child.pid}`);
+    } finally {
+      await removeDir(dir);
     }
   });
 

@@ -1,4 +1,5 @@
 import dns from 'node:dns';
+import { appendFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import net from 'node:net';
 
@@ -11,6 +12,8 @@ export interface HermeticViolation {
 interface HermeticState {
   installed: boolean;
   violations: HermeticViolation[];
+  /** Where a child process appends its violations for the test process to read. */
+  reportFile?: string;
 }
 
 // On globalThis: vitest evaluates the setup file once per test file, but the built-in modules it
@@ -53,8 +56,18 @@ function refuse(what: string, hostname: string): NodeJS.ErrnoException {
   error.hostname = hostname;
   // Where the test asked for it: the frames of this guard say nothing.
   const frames = (new Error(what).stack ?? '').split('\n').slice(1);
-  const stack = frames.filter((frame) => !frame.includes('hermetic-network')).join('\n');
+  const stack = frames.filter((frame) => !/hermetic-(network|preload)/.test(frame)).join('\n');
   state.violations.push({ what, stack });
+  if (state.reportFile) {
+    try {
+      appendFileSync(
+        state.reportFile,
+        `${JSON.stringify({ what, stack: `pid ${process.pid}\n${stack}` })}\n`,
+      );
+    } catch {
+      // The test process reads the file; if it cannot be written, the error still fails the call.
+    }
+  }
   return error;
 }
 
@@ -175,12 +188,14 @@ function patchConnect(): void {
 }
 
 /**
- * Makes this process refuse, and record, every DNS query and every lookup of a name that is not
+ * Makes this process refuse, and record (also appended to `reportFile`, for a child process),
+ * every DNS query and every lookup of a name that is not
  * this machine, and every TCP connection to an address that is not loopback. The refused call
  * fails as an unresolvable name would (`ENOTFOUND`), so the code under test goes on; the test
  * setup then fails the test with what was refused and where. Idempotent.
  */
-export function installHermeticNetwork(): void {
+export function installHermeticNetwork(options: { reportFile?: string } = {}): void {
+  if (options.reportFile) state.reportFile = options.reportFile;
   if (state.installed) return;
   state.installed = true;
   patchDns();
