@@ -3,8 +3,8 @@ import { pipeline, Transform } from 'node:stream';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storageV1 } from '@modproxy/contracts';
-import { MemoryStorage, type CallOptions, type SaveInput } from '@modproxy/storage';
-import { patternBuffer } from '@modproxy/storage/compliance';
+import { MemoryStorage, type CallOptions, type SaveInput, type ZipContent } from '@modproxy/storage';
+import { patternBuffer, readAll } from '@modproxy/storage/compliance';
 import { waitUntil } from '@modproxy/testing';
 import { bearerMetadata } from './bearer-token';
 import { ERROR_KIND_METADATA_KEY } from './error-codes';
@@ -47,10 +47,16 @@ const trailer = (zipSize: number, zipSha256: string): SaveRequest => ({
   part: { $case: 'trailer', value: { zipSize, zipSha256 } },
 });
 
-/** A MemoryStorage that shows how far a save got: the zip bytes it received and how it ended. */
+/** A MemoryStorage that shows what reached it: how far a save got and how it ended, and the zip reads. */
 class WatchedStorage extends MemoryStorage {
   zipBytesReceived = 0;
+  zipReads = 0;
   readonly saveResults: Array<'stored' | 'failed'> = [];
+
+  override async zip(module: string, version: string, options?: CallOptions): Promise<ZipContent> {
+    this.zipReads += 1;
+    return super.zip(module, version, options);
+  }
 
   override async save(input: SaveInput, options?: CallOptions): Promise<void> {
     const counter = new Transform({
@@ -123,6 +129,9 @@ describe('StorageService on the wire', () => {
     expect(error).toBeNull();
     const stored = await backing.zip(module, 'v1.0.0');
     expect(stored.size).toBe(zip.length);
+    expect(sha256(await readAll(stored.stream))).toBe(sha256(zip));
+    expect((await backing.info(module, 'v1.0.0')).toString()).toBe('{"Version":"v1.0.0"}');
+    expect((await backing.mod(module, 'v1.0.0')).toString()).toBe(`module ${module}\n`);
   });
 
   it('streams a zip as a header, chunks of at most 1 MiB and a trailer with its SHA-256', async () => {
@@ -245,5 +254,9 @@ describe('StorageService on the wire', () => {
     basic.set('authorization', `Basic ${token}`);
     expect((await download('v1.0.0', basic)).error?.code).toBe(status.UNAUTHENTICATED);
     expect((await download('v1.0.0', new Metadata())).error?.code).toBe(status.UNAUTHENTICATED);
+    // Storage never saw any of them: no save began, no zip was opened.
+    expect(backing.saveResults).toEqual([]);
+    expect(backing.zipBytesReceived).toBe(0);
+    expect(backing.zipReads).toBe(0);
   });
 });
