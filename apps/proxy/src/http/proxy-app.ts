@@ -1,4 +1,3 @@
-import { pipeline } from 'node:stream/promises';
 import type express from 'express';
 import type { Request, Response } from 'express';
 import {
@@ -12,6 +11,7 @@ import {
   type ServiceAppOptions,
 } from '@modproxy/http';
 import type { ModuleService } from '@modproxy/module-service';
+import { ZipDownloads } from './zip-downloads';
 
 export interface ProxyAppOptions extends ServiceAppOptions {
   service: ModuleService;
@@ -24,18 +24,20 @@ const SHORT_SECONDS = 60;
 
 export function createProxyApp(options: ProxyAppOptions): express.Express {
   const app = createServiceApp(options);
+  const zips = new ZipDownloads({ logger: options.logger, registry: options.metrics.registry });
   app.use(async (req, res, next) => {
     if (!allowReadOnly(req, res)) return;
     const request = parseGoproxyPath(req.path);
     if (!request) return next();
     res.locals['route'] = request.kind;
-    await serveGoproxy(options.service, request, req, res);
+    await serveGoproxy(options.service, zips, request, req, res);
   });
   return finishServiceApp(app, options.logger);
 }
 
 async function serveGoproxy(
   service: ModuleService,
+  zips: ZipDownloads,
   request: GoproxyRequest,
   req: Request,
   res: Response,
@@ -67,12 +69,7 @@ async function serveGoproxy(
         res.end();
         return;
       }
-      try {
-        await pipeline(zip.stream, res);
-      } catch (error) {
-        // The client went away mid-download: nothing to answer, nothing to log as a failure.
-        if (!res.destroyed && !signal.aborted) throw error;
-      }
+      return zips.send(res, zip, request.module, request.version);
     }
   }
 }
