@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GrpcStorage } from '@modproxy/storage-grpc';
 import {
   type AppProcess,
+  createTempDir,
   type FixtureModules,
   type ProxyDeployment,
+  removeDir,
   startAppProcess,
 } from '@modproxy/testing';
 
@@ -33,7 +36,15 @@ export async function startProductionShape(
   options: ProductionShapeOptions,
 ): Promise<ProductionShape> {
   const token = randomBytes(24).toString('hex');
-  const base = { PATH: process.env['PATH'] ?? '', HOME: fixtures.env['HOME'] ?? '', LOG_LEVEL: 'warn' };
+  // Every process works and keeps its temp files in one sandbox, so a test can check all of it.
+  const sandbox = await createTempDir('e2e-sandbox-');
+  await mkdir(join(sandbox, 'tmp'));
+  const base = {
+    PATH: process.env['PATH'] ?? '',
+    HOME: fixtures.env['HOME'] ?? '',
+    LOG_LEVEL: 'warn',
+    TMPDIR: join(sandbox, 'tmp'),
+  };
   const started: AppProcess[] = [];
   try {
     const storage = await startAppProcess(main('storage'), {
@@ -46,6 +57,7 @@ export async function startProductionShape(
         HTTP_PORT: '0',
         STORAGE_TOKEN: token,
       },
+      cwd: sandbox,
       ready: /grpc 127\.0\.0\.1:(\d+) http (\d+)/,
     });
     started.push(storage);
@@ -66,6 +78,7 @@ export async function startProductionShape(
           GRPC_TOKEN: token,
           UPSTREAM: 'direct',
         },
+        cwd: sandbox,
         ready: /lathens listening: grpc (\S+) http (\S+)/,
       });
       started.push(lathens);
@@ -79,6 +92,7 @@ export async function startProductionShape(
         UPSTREAM: 'direct',
         ...(lathens ? { LATHENS_GRPC_URL: lathens.match[1] ?? '', LATHENS_GRPC_TOKEN: token } : {}),
       },
+      cwd: sandbox,
       ready: /export GOPROXY=(\S+)/,
     });
     started.push(proxy);
@@ -99,10 +113,12 @@ export async function startProductionShape(
         } while (pageToken);
         return entries;
       },
+      sandbox: [sandbox],
       stop: async () => {
         await inspector.close();
         const exits = [];
         for (const process of [...started].reverse()) exits.push(await process.stop());
+        await removeDir(sandbox);
         if (exits.some((code) => code !== 0 && code !== null)) {
           throw new Error(
             `unclean exit (${exits.join(', ')}):\n${started.map((process) => process.stderr()).join('\n')}`,
@@ -112,6 +128,7 @@ export async function startProductionShape(
     };
   } catch (error) {
     for (const process of started.reverse()) await process.stop();
+    await removeDir(sandbox);
     throw error;
   }
 }

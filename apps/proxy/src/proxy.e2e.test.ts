@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@modproxy/observability';
@@ -30,14 +30,22 @@ async function startTestProxy(
 }
 
 describeGoCommandScenarios('embedded: disk storage, direct VCS upstream', async (fixtures) => {
-  const storageDir = await createTempDir('proxy-e2e-storage-');
-  const proxy = await startTestProxy({ STORAGE_DIR: storageDir, UPSTREAM: 'direct' }, fixtures.directEnv);
+  // Storage and the go command's work directories in one sandbox, checked whole by the scenarios.
+  const sandbox = await createTempDir('proxy-e2e-sandbox-');
+  const storageDir = join(sandbox, 'storage');
+  const workDir = join(sandbox, 'go-work');
+  await mkdir(workDir);
+  const proxy = await startTestProxy(
+    { STORAGE_DIR: storageDir, UPSTREAM: 'direct', GO_WORK_DIR: workDir },
+    fixtures.directEnv,
+  );
   return {
     url: proxy.url,
     snapshot: () => snapshotTree(storageDir),
+    sandbox: [sandbox],
     stop: async () => {
       await proxy.shutdown();
-      await removeDir(storageDir);
+      await removeDir(sandbox);
     },
   };
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface DiskWorkAreaOptions {
@@ -136,17 +136,27 @@ export class DiskWorkArea {
       });
   }
 
-  /** Rewrites our lease and returns its new modification time: the file server's "now". */
+  /**
+   * Rewrites our lease in place and returns its new modification time: the file server's "now".
+   * In place (no truncation, same length), so a reader never sees it empty.
+   */
   private async renew(): Promise<number> {
     const body = `${JSON.stringify({ host: hostname(), pid: process.pid, renewed: new Date().toISOString() })}\n`;
+    let handle;
     try {
-      await writeFile(this.leasePath, body);
+      handle = await open(this.leasePath, 'r+');
     } catch (error) {
       if (errnoCode(error) !== 'ENOENT') throw error;
       await mkdir(join(this.root, LEASE_DIR), { recursive: true });
-      await writeFile(this.leasePath, body);
+      handle = await open(this.leasePath, 'w');
     }
-    return (await stat(this.leasePath)).mtimeMs;
+    try {
+      await handle.write(body, 0);
+      await handle.truncate(Buffer.byteLength(body));
+      return (await handle.stat()).mtimeMs;
+    } finally {
+      await handle.close();
+    }
   }
 
   private async isLive(leasePath: string, now: number): Promise<boolean> {

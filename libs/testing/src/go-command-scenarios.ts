@@ -6,6 +6,8 @@ import { createFixtureModules, type FixtureModule, type FixtureModules } from '.
 import { parseJsonStream } from './export-fixtures';
 import { runGo } from './go-env';
 import { createGoWorkspace } from './go-workspace';
+import { rawRequest } from './raw-request';
+import { snapshotTree } from './snapshot-tree';
 import { createTempDir, removeDir } from './temp-dir';
 
 /** A proxy under test, however it is deployed (in-process, processes, over gRPC). */
@@ -17,6 +19,11 @@ export interface ProxyDeployment {
    * sizes, catalog entries): bad requests must leave it unchanged.
    */
   snapshot(): Promise<string[]>;
+  /**
+   * Every directory the deployment's processes may write to (their storage, temp and working
+   * directories): bad requests must leave all of them, and the fixtures, unchanged.
+   */
+  sandbox?: string[];
   stop(): Promise<void>;
 }
 
@@ -214,14 +221,31 @@ export function describeGoCommandScenarios(
       expect(missingVersion.status).toBe(404);
     });
 
-    it('rejects traversal and malformed requests with a 4xx text answer and touches nothing on disk', async () => {
-      const before = await proxy.snapshot();
+    it('rejects traversal and malformed requests with a 4xx text answer and writes nothing anywhere', async () => {
+      // Everything the deployment and the go command may write to, directories included.
+      const everything = async () => {
+        const trees = await Promise.all(
+          [fixtures.root, ...(proxy.sandbox ?? [])].map(async (dir) =>
+            (await snapshotTree(dir, { directories: true })).map((entry) => `${dir}: ${entry}`),
+          ),
+        );
+        return [...(await proxy.snapshot()), ...trees.flat()];
+      };
+      const before = await everything();
       const hello = fixtures.hello.escapedPath;
+      // Sent as raw request lines: fetch and new URL would resolve `..` and `%2e%2e` first.
       const attempts = [
         `/${hello}/@v/..%2f..%2f..%2fetc%2fpasswd.info`,
         `/${hello}/@v/%2e%2e/%2e%2e/x.zip`,
+        `/${hello}/@v/../../../../../../etc/passwd.info`,
+        `/${hello}/@v/..%5c..%5cx.zip`,
+        `/${hello}/../../../../../../tmp/x/@v/v1.0.0.zip`,
         `/../../../etc/passwd/@v/list`,
         `/%2e%2e/%2e%2e/etc/@v/list`,
+        `/%2E%2E/%2e%2E/etc/@latest`,
+        `/.%2e/.%2e/etc/@v/v1.0.0.mod`,
+        `//etc/passwd/@v/list`,
+        `/${hello}/@v/./v1.0.0.info`,
         `/example.test%2fhello.git/@v/list`,
         `/example.test/He!llo.git/@v/list`,
         `/example.test/!1ello.git/@v/list`,
@@ -231,18 +255,18 @@ export function describeGoCommandScenarios(
         `/${hello}/@v/v1.0.0-.mod`,
         `/${hello}/@v/v1.2.zip`,
         `/${hello}/@v/${'9'.repeat(300)}.info`,
-        `/${hello}/@v/v1.0.0;rm -rf.info`,
+        `/${hello}/@v/v1.0.0;rm -rf.info`.replace(' ', '%20'),
         `/${'a'.repeat(2000)}.test/x/@v/list`,
         `/${hello}/@v/..info`,
       ];
       for (const path of attempts) {
-        const response = await fetch(`${proxy.url}${path}`);
+        const response = await rawRequest(proxy.url, path);
         expect(response.status, path).toBeGreaterThanOrEqual(400);
         expect(response.status, path).toBeLessThan(500);
-        expect(response.headers.get('content-type'), path).toMatch(/^text\/plain/);
-        expect((await response.text()).length, path).toBeGreaterThan(0);
+        expect(String(response.headers['content-type']), path).toMatch(/^text\/plain/);
+        expect(response.body.length, path).toBeGreaterThan(0);
       }
-      expect(await proxy.snapshot()).toEqual(before);
+      expect(await everything()).toEqual(before);
     });
 
     it('keeps serving everything from storage when the upstream is gone', async () => {
