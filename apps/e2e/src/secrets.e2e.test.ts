@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { GrpcStorage } from '@modproxy/storage-grpc';
 import {
   type AppProcess,
+  buildZip,
   createTempDir,
+  HOSTILE_BEHAVIOURS,
+  HostileUpstream,
   getFreePort,
   type RedisServer,
   removeDir,
@@ -87,6 +90,28 @@ async function pool<T, R>(items: readonly T[], limit: number, work: (item: T) =>
   return results;
 }
 
+const HOSTILE_MODULE = 'example.com/hostile';
+
+/** A GOPROXY tree for the hostile upstream: one version per behaviour. */
+async function hostileTree(dir: string): Promise<string> {
+  const versions = HOSTILE_BEHAVIOURS.map((_, index) => `v1.0.${index}`);
+  const at = join(dir, HOSTILE_MODULE, '@v');
+  await mkdir(at, { recursive: true });
+  const mod = `module ${HOSTILE_MODULE}\n`;
+  const info = (version: string) => JSON.stringify({ Version: version, Time: '2024-01-01T00:00:00Z' });
+  await writeFile(join(at, 'list'), versions.map((version) => `${version}\n`).join(''));
+  await writeFile(join(dir, HOSTILE_MODULE, '@latest'), info(versions.at(-1) ?? ''));
+  for (const version of versions) {
+    await writeFile(join(at, `${version}.info`), info(version));
+    await writeFile(join(at, `${version}.mod`), mod);
+    await writeFile(
+      join(at, `${version}.zip`),
+      await buildZip([{ name: `${HOSTILE_MODULE}@${version}/go.mod`, data: mod }]),
+    );
+  }
+  return dir;
+}
+
 /** Requests that fail in every way: bad paths, bad methods, unknown modules, each failing upstream. */
 function failingPaths(): Array<{ path: string; method?: string }> {
   const paths: Array<{ path: string; method?: string }> = [
@@ -125,6 +150,7 @@ describe('no secret in any log line, configuration error or response body', () =
     // The upstream proxy reached with credentials in its URL, and a second one on a closed port.
     upstream: awkwardCredentials(),
     closedUpstream: { user: mark('bob'), password: mark('hunter2') },
+    hostileUpstream: { user: mark('hostileuser'), password: mark('hostilepw') },
     authorization: mark('authzbearer'),
     storageToken: mark('storagetoken'),
     lathensToken: mark('lathenstoken'),
@@ -154,6 +180,7 @@ describe('no secret in any log line, configuration error or response body', () =
   const forbidden = [
     ...credentialForms(secrets.upstream),
     ...credentialForms(secrets.closedUpstream),
+    ...credentialForms(secrets.hostileUpstream),
     secrets.authorization,
     encodeURIComponent(`Bearer ${secrets.authorization}`),
     secrets.storageToken,
@@ -179,6 +206,7 @@ describe('no secret in any log line, configuration error or response body', () =
     expectedCode: number;
   }> = [];
   let upstream: EchoingUpstream;
+  let hostile: HostileUpstream | undefined;
   let redis: RedisServer;
   let dir: string;
   let upstreamList: string;
@@ -319,6 +347,35 @@ describe('no secret in any log line, configuration error or response body', () =
     const requests = bases.flatMap((base) => failingPaths().map((item) => ({ base, ...item })));
     answers = await pool(requests, 12, (item) => request(item.base, item.path, item.method));
     seen.push(...answers);
+
+    // The hostile upstream of libs/testing, one behaviour after the other, each on versions of
+    // its own so that nothing is answered from storage or the cache.
+    hostile = await HostileUpstream.start({
+      dir: await hostileTree(join(dir, 'hostile')),
+      oversizedBytes: 1 << 20,
+    });
+    const viaHostile = await start(
+      'proxy (hostile upstream)',
+      'proxy',
+      {
+        PORT: '0',
+        STORAGE_TYPE: 'memory',
+        UPSTREAM: `http://${userinfo(secrets.hostileUpstream)}127.0.0.1:${new URL(hostile.url).port}`,
+        VERSIONS_SOFT_TTL_MS: '1',
+        VERSIONS_HARD_TTL_MS: '1',
+        VERSIONS_NEGATIVE_TTL_MS: '1',
+      },
+      proxyReady,
+    );
+    const hostileBase = viaHostile.match[1] ?? '';
+    for (const [index, behaviour] of HOSTILE_BEHAVIOURS.entries()) {
+      hostile.setBehaviour(behaviour);
+      const version = `v1.0.${index}`;
+      const paths = ['@v/list', '@latest', `@v/${version}.info`, `@v/${version}.mod`, `@v/${version}.zip`];
+      const told = await Promise.all(paths.map((path) => request(hostileBase, `/${HOSTILE_MODULE}/${path}`)));
+      answers.push(...told);
+      seen.push(...told);
+    }
 
     // gRPC: wrong and missing tokens, and upstream failures reported through lathens.
     const grpcCalls: Array<[string, () => Promise<unknown>]> = [];
@@ -499,6 +556,7 @@ describe('no secret in any log line, configuration error or response body', () =
   afterAll(async () => {
     for (const { process } of [...processes].reverse()) await process.stop();
     await upstream?.close();
+    await hostile?.close();
     await redis?.stop();
     if (dir) await removeDir(dir);
   });
@@ -524,6 +582,8 @@ describe('no secret in any log line, configuration error or response body', () =
         true,
       );
     }
+    for (const behaviour of HOSTILE_BEHAVIOURS)
+      expect(hostile?.requestsWith(behaviour), behaviour).toBeGreaterThan(0);
     const statuses = answers.map((answer) => answer.status);
     expect(statuses.some((status) => status >= 400 && status < 500)).toBe(true);
     expect(statuses.some((status) => status >= 500)).toBe(true);
@@ -531,7 +591,10 @@ describe('no secret in any log line, configuration error or response body', () =
 
   it("tells clients what happened, never the upstream's URL or its page", () => {
     const told = answers.filter(
-      ({ text }) => text.includes(`127.0.0.1:${upstream.port}`) || /you sent|<!DOCTYPE/i.test(text),
+      ({ text }) =>
+        text.includes(`127.0.0.1:${upstream.port}`) ||
+        text.includes(new URL(hostile?.url ?? 'http://127.0.0.1:1').host) ||
+        /you sent|<!DOCTYPE/i.test(text),
     );
     expect(told.map(({ where, text }) => `${where}: ${text}`)).toEqual([]);
   });
