@@ -90,7 +90,7 @@ export async function composeLathens(
       servedStale: (kind, module, error) => {
         counters.staleServed.inc({ kind });
         logger.warn(
-          { kind, module, errKind: error.kind, err: error.message },
+          { kind, module, errKind: error.kind, op: error.op, detail: error.detail, err: error.message },
           'upstream failed; served the last answer',
         );
       },

@@ -65,7 +65,7 @@ export async function composeProxy(
   const onStale = (module: string, operation: 'list' | 'latest', error: ModuleError) => {
     staleAnswers.inc({ operation });
     logger.warn(
-      { module, operation, kind: error.kind, err: error.message },
+      { module, operation, kind: error.kind, op: error.op, detail: error.detail, err: error.message },
       'upstream failed; served a stale answer',
     );
   };
