@@ -95,7 +95,8 @@ export class UpstreamHttpClient {
         throw new HttpFailure(
           'redirects',
           'too many redirects',
-          `more than ${this.maxRedirects} redirects, the last to ${location}`,
+          // Without its query, like every URL in a detail: a redirect may quote credentials there.
+          `more than ${this.maxRedirects} redirects, the last to ${location.replace(/[?#].*$/s, '')}`,
         );
       }
       const next = resolveLocation(location, current);
