@@ -8,7 +8,9 @@ import type { FetchedVersion, Upstream, UpstreamCallOptions } from './upstream';
 
 /**
  * Options of the direct upstream: how the go command is run (`goBinary`, `env`, `netrcPath`,
- * `concurrency` default 4, `timeoutMs` default 300000, `workDir` default os.tmpdir()).
+ * `concurrency` default 4, `hostConcurrency` default concurrency - 1, `queueLimit` default 128,
+ * `timeoutMs` default 300000, `workDir` default os.tmpdir(), `baseEnv` of which only the
+ * allow-listed variables are passed on).
  */
 export type DirectUpstreamOptions = GoCommandOptions;
 
