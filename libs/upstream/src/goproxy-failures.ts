@@ -1,6 +1,6 @@
 import { errors, type ModuleError, type ModuleErrorOptions } from '@modproxy/errors';
 import type { HttpFailure } from './http-failure';
-import { redactText } from './redact-url';
+import { SecretRedactor } from '@modproxy/config';
 
 /** One call to an upstream proxy, as its errors name it. */
 export interface GoproxyCall {
@@ -33,13 +33,11 @@ const MAX_RETRY_AFTER_SECONDS = 3600;
  * credentials scrubbed from it.
  */
 export class GoproxyFailures {
-  private readonly secrets: readonly string[];
+  private readonly redactor: SecretRedactor;
 
-  /** `secrets`: every credential the upstream is sent (scrubbed from details). */
+  /** `secrets`: every credential the upstream is sent (scrubbed from details, percent-encoded too). */
   constructor(secrets: readonly string[]) {
-    this.secrets = [...new Set(secrets.filter((secret) => secret.length >= 3))].sort(
-      (a, b) => b.length - a.length,
-    );
+    this.redactor = new SecretRedactor(secrets);
   }
 
   /** A non-2xx answer: 404 and 410 say "we do not have it", anything else is a gateway failure. */
@@ -131,11 +129,9 @@ export class GoproxyFailures {
     return `${oneLine.slice(0, EXCERPT_CHARS)}…`;
   }
 
-  /** Removes the upstream's credentials (an upstream may echo them) and URL passwords. */
+  /** Removes the upstream's credentials (an upstream may echo them) and any URL userinfo. */
   private scrub(text: string): string {
-    let scrubbed = text;
-    for (const secret of this.secrets) scrubbed = scrubbed.split(secret).join('[redacted]');
-    return redactText(scrubbed);
+    return this.redactor.redact(text);
   }
 }
 
