@@ -22,3 +22,4 @@ export * from './hostile-upstream';
 export * from './raw-request';
 export * from './app-bundle';
 export * from './counting-upstream';
+export * from './git-recorder';

@@ -9,3 +9,4 @@ export * from './create-upstream';
 export * from './upstream-config';
 export { withDeadline } from './call-deadline';
 export { abortedByDeadline } from './abort-reason';
+export * from './crawl';
