@@ -23,3 +23,5 @@ export * from './raw-request';
 export * from './app-bundle';
 export * from './counting-upstream';
 export * from './git-recorder';
+export * from './large-module';
+export * from './pausing-goproxy';
