@@ -14,3 +14,6 @@ export * from './fetch-queue';
 export * from './crawl-queue';
 export * from './job-worker';
 export * from './host';
+export * from './recent-modules';
+export * from './unconfirmed-versions';
+export * from './crawl-schedulers';
