@@ -23,6 +23,7 @@ import { MessageWriter } from './backpressure';
 import { bearerMetadata } from './bearer-token';
 import { fromGrpcError } from './error-codes';
 import { grpcChannelCredentials, type GrpcClientTls } from './grpc-credentials';
+import { SharedZipDownloads } from './shared-zip-downloads';
 import { asBuffer, DEFAULT_MAX_MESSAGE_BYTES, ZIP_CHUNK_BYTES, zipChunks } from './zip-chunks';
 
 export interface GrpcStorageOptions {
@@ -50,6 +51,11 @@ export interface GrpcStorageOptions {
   zipIdleTimeoutMs?: number;
   /** Largest message sent or received, in bytes. Default: 32 MiB (a go.mod may be 16 MiB). */
   maxMessageBytes?: number;
+  /**
+   * Where zips being downloaded are spooled (unlinked files) so that concurrent readers of one
+   * zip share one download. Default: the OS temp dir.
+   */
+  zipSpoolDir?: string;
   /** Further grpc-js channel options; they override the ones this class sets. Default: none. */
   channelOptions?: ChannelOptions;
 }
@@ -94,8 +100,10 @@ export class GrpcStorage implements ModuleStorage {
   private readonly token: string | undefined;
   private readonly deadlineMs: number;
   private readonly zipIdleTimeoutMs: number;
+  private readonly sharedZips: SharedZipDownloads;
 
   constructor(options: GrpcStorageOptions) {
+    this.sharedZips = new SharedZipDownloads(options.zipSpoolDir);
     this.token = options.token;
     this.deadlineMs = options.deadlineMs ?? 30_000;
     this.zipIdleTimeoutMs = options.zipIdleTimeoutMs ?? 60_000;
@@ -185,13 +193,27 @@ export class GrpcStorage implements ModuleStorage {
   /**
    * Resolves once the server has found the zip and sent its header. The stream then ends
    * only after the trailer's SHA-256 matched the bytes received, and fails otherwise.
+   * Concurrent reads of one zip share one download (see {@link SharedZipDownloads}); the
+   * caller's signal ends only its own read.
    */
   async zip(module: string, version: string, options: CallOptions = {}): Promise<ZipContent> {
     const op = 'storage.grpc.zip';
     const refs = this.checkRef(op, module, version);
-    const { signal } = options;
-    if (signal?.aborted) throw abortedError(op, signal, refs);
+    return this.sharedZips.open(
+      `${module}@${version}`,
+      () => this.download(op, module, version, refs),
+      options.signal,
+      (signal) => abortedError(op, signal, refs),
+    );
+  }
 
+  /** One GetZip call; destroying the stream before its end cancels the call. */
+  private download(
+    op: string,
+    module: string,
+    version: string,
+    refs: ModuleErrorOptions,
+  ): Promise<ZipContent> {
     return new Promise<ZipContent>((resolve, reject) => {
       const call = this.client.getZip({ module, version }, this.metadata());
       const hash = createHash('sha256');
@@ -219,13 +241,9 @@ export class GrpcStorage implements ModuleStorage {
         clearTimeout(timer);
         timer = undefined;
       };
-      const onAbort = () => {
-        if (signal) halt(abortedError(op, signal, refs));
-      };
       const finish = () => {
         finished = true;
         disarm();
-        signal?.removeEventListener('abort', onAbort);
       };
       const fail = (error: ModuleError) => {
         finish();
@@ -296,7 +314,7 @@ export class GrpcStorage implements ModuleStorage {
         receive(stream, message.part);
       });
       call.on('error', (error: ServiceError) => {
-        if (!finished) fail(halted ?? this.failure(error, op, refs, signal));
+        if (!finished) fail(halted ?? this.failure(error, op, refs));
       });
       call.on('end', () => {
         if (finished) return;
@@ -307,7 +325,6 @@ export class GrpcStorage implements ModuleStorage {
         finish();
         stream.push(null);
       });
-      signal?.addEventListener('abort', onAbort, { once: true });
       arm(this.deadlineMs, `no zip header within ${this.deadlineMs} ms`);
     });
   }
@@ -403,10 +420,32 @@ export class GrpcStorage implements ModuleStorage {
     } catch (error) {
       const failure = toModuleError(error, op, refs);
       halt(failure);
-      throw halted ?? failure;
+      throw await this.storedAfterAll(halted ?? failure, module, version, signal);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /**
+   * A save that timed out or lost its connection may still have been stored, by this upload or
+   * by another replica's (under load, the answer can take longer than the deadline): storage
+   * is asked. Stored means the caller can serve the version, so it hears `already-exists`
+   * rather than a failure; otherwise the original failure stands.
+   */
+  private async storedAfterAll(
+    failure: ModuleError,
+    module: string,
+    version: string,
+    signal: AbortSignal | undefined,
+  ): Promise<ModuleError> {
+    if (signal?.aborted || (failure.kind !== 'timeout' && failure.kind !== 'unavailable')) return failure;
+    const stored = await this.exists(module, version).catch(() => false);
+    if (!stored) return failure;
+    return errors.alreadyExists(
+      failure.op,
+      `${module}@${version} is stored, though this upload got no answer (${failure.message})`,
+      { module, version, cause: failure },
+    );
   }
 
   async close(): Promise<void> {

@@ -17,6 +17,7 @@ import type { ModuleStorage, ZipContent } from '@modproxy/storage';
 import { MessageWriter } from './backpressure';
 import { hasBearerToken } from './bearer-token';
 import { grpcStatusError, toGrpcStatusError } from './error-codes';
+import { SaveRace } from './save-race';
 import { openServerCallScope, type ServerCall } from './server-call-scope';
 import { asBuffer, SHA256_HEX, ZIP_CHUNK_BYTES, zipChunks } from './zip-chunks';
 
@@ -102,6 +103,9 @@ async function sendZip(
   try {
     checkModuleVersion(op, module, version);
     content = await storage.zip(module, version, { signal: scope.signal });
+    const opened = content;
+    // A cancelled call stops the backend's read now, not when its next bytes happen to come.
+    scope.signal.addEventListener('abort', () => opened.stream.destroy(), { once: true });
     const writer = new MessageWriter<GetZipResponse>(call, scope.signal);
     // The backend does not tell us the digest up front; the trailer carries it instead.
     await writer.write({ part: { $case: 'header', value: { size: content.size, sha256: '' } } });
@@ -160,6 +164,7 @@ function receiveSave(
   callback: sendUnaryData<SaveResponse>,
   op: string,
   maxZipBytes: number,
+  race: SaveRace,
 ): void {
   const scope = openServerCallScope(call);
   const hash = createHash('sha256');
@@ -169,12 +174,14 @@ function receiveSave(
   let complete = false;
   let failure: ModuleError | undefined;
   let answered = false;
+  let entry: { won(): void; leave(): void } | undefined;
 
   const refs = (): ModuleErrorOptions => (header ? refsOf(header.module, header.version) : {});
 
   const answer = (error: unknown) => {
     if (answered) return;
     answered = true;
+    entry?.leave();
     scope.close();
     call.removeListener('data', onData);
     if (zip && !zip.destroyed) zip.destroy();
@@ -205,6 +212,11 @@ function receiveSave(
     // A backend may not be reading yet when a failure destroys the stream (it may still be
     // preparing its work files); the failure is answered through `failure`, not this event.
     zip.on('error', () => undefined);
+    // Answered at once when another save of this version is stored first; the backend then
+    // fails on the destroyed stream and cleans up after itself in the background.
+    entry = race.enter(`${header.module}@${header.version}`, () =>
+      answer(errors.alreadyExists(op, 'another upload of this version was stored first', refs())),
+    );
     storage
       .save(
         {
@@ -219,7 +231,10 @@ function receiveSave(
       )
       .then(
         // Stored is stored, even if the client gave up after sending its trailer.
-        () => answer(undefined),
+        () => {
+          entry?.won();
+          answer(undefined);
+        },
         (error: unknown) => answer(failure ?? error),
       );
   };
@@ -319,6 +334,7 @@ export function createStorageServiceHandlers(
 ): storageV1.StorageServiceServer {
   const { token } = options;
   const maxZipBytes = options.maxZipBytes ?? MAX_ZIP_FILE;
+  const race = new SaveRace();
   return {
     stat: unary<storageV1.StatRequest, storageV1.StatResponse>('stat', token, async (request, signal, op) => {
       checkModuleVersion(op, request.module, request.version);
@@ -352,7 +368,7 @@ export function createStorageServiceHandlers(
         callback(unauthenticated());
         return;
       }
-      receiveSave(storage, call, callback, 'storage.grpc.save', maxZipBytes);
+      receiveSave(storage, call, callback, 'storage.grpc.save', maxZipBytes, race);
     }) satisfies handleClientStreamingCall<SaveRequest, SaveResponse>,
     list: unary<storageV1.ListRequest, storageV1.ListResponse>('list', token, async (request, signal) => {
       checkModulePath(request.module);
