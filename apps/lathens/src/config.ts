@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   booleanFlag,
+  delayMs,
   durationMs,
   loadConfig,
   logLevel,
@@ -53,6 +54,11 @@ export const lathensConfigSchema = z
     RUN_WORKER: booleanFlag(true),
     REVALIDATION_CONCURRENCY: positiveInt(8),
     LOG_LEVEL: logLevel(),
+    /**
+     * After a stop signal, how long readiness answers 503 while requests are still served, so
+     * load balancers stop sending new ones before the listener closes.
+     */
+    SHUTDOWN_DELAY_MS: delayMs(0),
     SHUTDOWN_TIMEOUT_MS: durationMs(10_000),
   })
   .superRefine((config, ctx) => {

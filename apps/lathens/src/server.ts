@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
 import { closeHttp, listenHttp, urlHost } from '@modproxy/http';
 import type { Logger } from '@modproxy/observability';
 import { fetchTempDirs, leftoverFetchDirAgeMs, startTempDirSweeps } from '@modproxy/runtime';
@@ -17,7 +18,7 @@ export interface RunningLathens {
   httpUrl: string;
   /** `host:port` of the gRPC side, for `LATHENS_GRPC_URL`. */
   grpcAddress: string;
-  /** Readiness off, both servers drain (bounded), then the worker, queue and Redis connections close. */
+  /** Readiness off (for SHUTDOWN_DELAY_MS), both servers drain (bounded), then the worker, queue and Redis connections close. */
   shutdown(): Promise<void>;
 }
 
@@ -67,6 +68,9 @@ export async function startLathens(
   const shutdown = () => {
     closing ??= (async () => {
       composition.beginShutdown();
+      // Readiness fails first (HTTP and gRPC health), while requests are still served.
+      grpc.setServing(false);
+      if (config.SHUTDOWN_DELAY_MS > 0) await delay(config.SHUTDOWN_DELAY_MS);
       await Promise.all([closeHttp(http, config.SHUTDOWN_TIMEOUT_MS), grpc.close()]);
       await tempDirSweeps.stop();
       await composition.close();

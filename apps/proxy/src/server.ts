@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
 import { closeHttp, listenHttp } from '@modproxy/http';
 import type { Logger } from '@modproxy/observability';
 import { fetchTempDirs, leftoverFetchDirAgeMs, startTempDirSweeps } from '@modproxy/runtime';
@@ -10,7 +11,7 @@ export interface RunningProxy {
   server: Server;
   /** The base URL to put in GOPROXY. */
   url: string;
-  /** Readiness off, stop accepting, drain in-flight requests (bounded), close storage. */
+  /** Readiness off (for SHUTDOWN_DELAY_MS), stop accepting, drain in-flight requests (bounded), close storage. */
   shutdown(): Promise<void>;
 }
 
@@ -39,6 +40,8 @@ export async function startProxy(
   const shutdown = () => {
     closing ??= (async () => {
       composition.beginShutdown();
+      // Readiness fails first, while requests are still served, so load balancers move away.
+      if (config.SHUTDOWN_DELAY_MS > 0) await delay(config.SHUTDOWN_DELAY_MS);
       await closeHttp(server, config.SHUTDOWN_TIMEOUT_MS);
       await tempDirSweeps.stop();
       await composition.close();

@@ -23,6 +23,14 @@ export const durationMs = (fallback: number) =>
     .positive('must be greater than 0')
     .default(fallback);
 
+/** Like {@link durationMs}, but 0 (no wait at all) is allowed. */
+export const delayMs = (fallback: number) =>
+  z.coerce
+    .number({ error: 'must be a duration in milliseconds' })
+    .int('must be a whole number of milliseconds')
+    .min(0, 'must be 0 or more')
+    .default(fallback);
+
 export const booleanFlag = (fallback: boolean) =>
   z
     .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })

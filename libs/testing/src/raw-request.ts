@@ -9,8 +9,8 @@ export interface RawResponse {
 
 export interface RawRequestOptions {
   method?: string;
-  /** A keep-alive agent for many requests; default a fresh connection per request. */
-  agent?: Agent;
+  /** A keep-alive agent for many requests, or false for a new connection; default node's global agent. */
+  agent?: Agent | false;
   signal?: AbortSignal;
 }
 
@@ -33,7 +33,7 @@ export function rawRequest(
         port: url.port,
         method: options.method ?? 'GET',
         path,
-        ...(options.agent ? { agent: options.agent } : {}),
+        ...(options.agent !== undefined ? { agent: options.agent } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
       },
       (res) => {
