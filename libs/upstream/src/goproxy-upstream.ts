@@ -1,15 +1,18 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errors, isModuleError, ModuleError, toModuleError } from '@modproxy/errors';
 import { escapePath, escapeVersion, isCanonicalVersion, isPseudoVersion } from '@modproxy/gomod';
+import { bothOrNeither } from './both-or-neither';
 import { CallDeadline } from './call-deadline';
 import { type GoproxyCall, GoproxyFailures } from './goproxy-failures';
 import { HttpFailure } from './http-failure';
+import { readAtMost } from './read-at-most';
 import { redactedBase, redactText } from './redact-url';
+import { fetchedVersion } from './temp-fetched-version';
 import type { FetchedVersion, Upstream, UpstreamCallOptions } from './upstream';
 import { asHttpFailure, UpstreamHttpClient, type UpstreamResponse } from './upstream-http-client';
 
@@ -314,81 +317,6 @@ export class GoproxyUpstream implements Upstream {
       throw rewrap(error, call);
     }
   }
-}
-
-/**
- * Runs the go.mod and zip downloads side by side: when one fails the other is aborted, and
- * the first failure is the one reported (the other's is only the echo of that abort).
- */
-async function bothOrNeither<A, B>(
-  callerSignal: AbortSignal | undefined,
-  first: (signal: AbortSignal) => Promise<A>,
-  second: (signal: AbortSignal) => Promise<B>,
-): Promise<[A, B]> {
-  const shared = new AbortController();
-  const onCallerAbort = (): void => shared.abort(callerSignal?.reason);
-  if (callerSignal?.aborted) shared.abort(callerSignal.reason);
-  else callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
-  let failure: { error: unknown } | undefined;
-  const settle = async <T>(run: Promise<T>): Promise<T | undefined> => {
-    try {
-      return await run;
-    } catch (error) {
-      failure ??= { error };
-      shared.abort();
-      return undefined;
-    }
-  };
-  try {
-    const [a, b] = await Promise.all([settle(first(shared.signal)), settle(second(shared.signal))]);
-    if (failure !== undefined) throw failure.error;
-    return [a as A, b as B];
-  } finally {
-    callerSignal?.removeEventListener('abort', onCallerAbort);
-  }
-}
-
-function fetchedVersion(
-  content: Pick<FetchedVersion, 'module' | 'version' | 'info' | 'mod' | 'zipSize'>,
-  dir: string,
-  zipFile: string,
-  op: string,
-): FetchedVersion {
-  let released = false;
-  return {
-    ...content,
-    zipPath: zipFile,
-    openZip(): Readable {
-      if (released) {
-        throw errors.failedPrecondition(op, 'the fetched zip was already released', {
-          module: content.module,
-          version: content.version,
-        });
-      }
-      return createReadStream(zipFile);
-    },
-    async release(): Promise<void> {
-      released = true;
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** Reads a body up to `limit` bytes; when there is more, stops reading and drops the connection. */
-async function readAtMost(body: Readable, limit: number): Promise<{ bytes: Buffer; truncated: boolean }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const buffer = chunk as Buffer;
-    if (size + buffer.length > limit) {
-      chunks.push(buffer.subarray(0, limit - size));
-      body.destroy();
-      return { bytes: Buffer.concat(chunks), truncated: true };
-    }
-    chunks.push(buffer);
-    size += buffer.length;
-  }
-  return { bytes: Buffer.concat(chunks), truncated: false };
 }
 
 function parseBaseUrl(value: string): URL {
