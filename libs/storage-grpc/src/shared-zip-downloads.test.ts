@@ -118,4 +118,15 @@ describe('concurrent zip reads through GrpcStorage', () => {
       expect(result.status === 'rejected' && isModuleError(result.reason, 'not-found')).toBe(true);
     }
   });
+
+  it('fail with internal, not a crash, when the spool cannot be made', async () => {
+    const nowhere = new GrpcStorage({ url: `127.0.0.1:${server.port}`, zipSpoolDir: `${spoolDir}/missing` });
+    try {
+      const error = await nowhere.zip(module, 'v1.0.0').catch((e: unknown) => e);
+      expect(isModuleError(error, 'internal'), String(error)).toBe(true);
+      expect((error as Error).message).not.toContain(spoolDir);
+    } finally {
+      await nowhere.close();
+    }
+  });
 });

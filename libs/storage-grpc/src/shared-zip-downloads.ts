@@ -1,3 +1,4 @@
+import { errors } from '@modproxy/errors';
 import type { ZipContent } from '@modproxy/storage';
 import { ZipSpool } from './zip-spool';
 
@@ -20,7 +21,12 @@ class SharedZipDownload {
     private readonly onSettled: () => void,
   ) {
     this.started = (async () => {
-      const spool = await ZipSpool.create(spoolDir);
+      const spool = await ZipSpool.create(spoolDir).catch((error: unknown) => {
+        throw errors.internal('storage.grpc.zip', 'the zip could not be spooled for its readers', {
+          detail: error instanceof Error ? error.message : String(error),
+          cause: error,
+        });
+      });
       this.spool = spool;
       try {
         const content = await start();
