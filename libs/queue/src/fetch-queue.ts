@@ -141,42 +141,42 @@ export class FetchQueue {
     } catch (error) {
       throw queueError(error, 'could not wait for the fetch', module, version);
     }
-    // Watch before adding, so an end that comes right after the add is seen.
+    // Watch before adding, so an end that comes right after the add is seen; the caller's
+    // signal and our deadline count from the start, the add included.
     const watch = this.events.watch(jobId);
     this.waiting += 1;
     const cleanups: Array<() => void> = [watch.stop, () => (this.waiting -= 1)];
     try {
-      const added = await this.add(module, version, options);
-      const ended = new Promise<JobOutcome>((resolve, reject) => {
-        void watch.outcome.then(resolve);
-        if (added.state === 'completed' || added.state === 'failed') {
-          void this.outcomeOf(jobId).then((outcome) => outcome && resolve(outcome), reject);
-        }
-        const timer = setTimeout(() => {
-          this.deadlineError(jobId, timeoutMs, refs).then(reject, reject);
-        }, timeoutMs);
-        const poll = setInterval(() => {
-          this.outcomeOf(jobId).then(
-            (outcome) => {
-              if (outcome) resolve(outcome);
-              // Gone without our seeing its end (Redis restarted or it aged out): ask again.
-              else if (outcome === null) void this.add(module, version, options).catch(() => undefined);
-            },
-            () => undefined,
-          );
-        }, this.pollIntervalMs);
-        cleanups.push(() => {
-          clearTimeout(timer);
-          clearInterval(poll);
-        });
+      const outcome = await new Promise<JobOutcome>((resolve, reject) => {
         const signal = options.signal;
         if (signal) {
           const onAbort = () => reject(toModuleError(signal.reason, OP, refs));
           signal.addEventListener('abort', onAbort, { once: true });
           cleanups.push(() => signal.removeEventListener('abort', onAbort));
+          if (signal.aborted) onAbort();
         }
+        const timer = setTimeout(() => {
+          this.deadlineError(jobId, timeoutMs, refs).then(reject, reject);
+        }, timeoutMs);
+        cleanups.push(() => clearTimeout(timer));
+        void watch.outcome.then(resolve);
+        this.add(module, version, options).then((added) => {
+          // Ended before we watched (completed, or failed and retried by our add): ask the job.
+          if (added.state === 'completed')
+            void this.outcomeOf(jobId).then((ended) => ended && resolve(ended), reject);
+          const poll = setInterval(() => {
+            this.outcomeOf(jobId).then(
+              (ended) => {
+                if (ended) resolve(ended);
+                // Gone without our seeing its end (Redis restarted or it aged out): ask again.
+                else if (ended === null) void this.add(module, version, options).catch(() => undefined);
+              },
+              () => undefined,
+            );
+          }, this.pollIntervalMs);
+          cleanups.push(() => clearInterval(poll));
+        }, reject);
       });
-      const outcome = await ended;
       if (outcome.state === 'failed') throw decodeJobFailure(outcome.failedReason, OP, refs);
       return toFetchResult(outcome.returnvalue);
     } finally {

@@ -64,6 +64,9 @@ export interface JobWorkerOptions<N extends JobName> {
 
 const SHUTDOWN = 'worker shutting down';
 
+/** How long `close` waits for aborted handlers to hand their jobs back before it gives up on them. */
+export const HAND_BACK_WAIT_MS = 5_000;
+
 /**
  * A BullMQ worker for jobs.v1 payloads: decodes and validates each job (an invalid one fails at
  * once, unrecoverable), runs its handler inside the middleware, and turns a handler's failure
@@ -113,20 +116,28 @@ export class JobWorker<N extends JobName> {
 
   /**
    * Stops taking jobs and waits for the running ones; after `graceMs`, those still running are
-   * aborted and handed back to the queue for another worker. Resolves with how many were.
+   * aborted and handed back to the queue for another worker. A handler that ignores the abort
+   * is waited for {@link HAND_BACK_WAIT_MS} more, then left behind: its lock expires and
+   * stalled-job recovery runs the job elsewhere. Resolves with how many were handed back or left.
    */
   async close(graceMs: number): Promise<{ handedBack: number }> {
     const closing = this.worker.close();
     let handedBack = 0;
-    const timer = setTimeout(() => {
-      this.handingBack = true;
-      handedBack = this.runningCount;
-      this.worker.cancelAllJobs(SHUTDOWN);
-    }, graceMs);
+    let giveUp: NodeJS.Timeout | undefined;
+    const abandoned = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.handingBack = true;
+        handedBack = this.runningCount;
+        this.worker.cancelAllJobs(SHUTDOWN);
+        giveUp = setTimeout(resolve, HAND_BACK_WAIT_MS);
+      }, graceMs);
+      const stop = () => clearTimeout(timer);
+      closing.then(stop, stop);
+    });
     try {
-      await closing;
+      await Promise.race([closing, abandoned]);
     } finally {
-      clearTimeout(timer);
+      clearTimeout(giveUp);
     }
     return { handedBack };
   }
