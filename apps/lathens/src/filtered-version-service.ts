@@ -34,6 +34,11 @@ export class FilteredVersionService implements VersionService {
     return this.service.invalidate(module);
   }
 
+  async refreshList(module: string, options?: CallOptions): Promise<ListAnswer> {
+    this.filter.check('lathens.refresh', module);
+    return this.service.refreshList(module, options);
+  }
+
   close(): Promise<void> {
     return this.service.close();
   }

@@ -132,6 +132,18 @@ export class GrpcVersions implements VersionService {
     );
   }
 
+  /** Asks lathens to refresh the module's list from upstream now; the list it then serves. */
+  async refreshList(module: string, options: CallOptions = {}): Promise<ListAnswer> {
+    const response = await this.unary<lathensV1.RefreshResponse>(
+      'refresh',
+      { module },
+      options.signal,
+      this.deadlineMs,
+      (metadata, call, callback) => this.client.refresh({ module }, metadata, call, callback),
+    );
+    return { versions: response.versions, source: sourceFromWire(response.source), stale: response.stale };
+  }
+
   /** Whether lathens says it is serving (grpc.health.v1), for the proxy's readiness. */
   async serving(): Promise<boolean> {
     return new Promise<boolean>((resolve) => {

@@ -4,11 +4,14 @@ import { lathensV1 } from '@modproxy/contracts';
 import { errors } from '@modproxy/errors';
 import { checkModulePath, isCanonicalVersion } from '@modproxy/gomod';
 import { grpcStatusError, hasBearerToken, toGrpcStatusError } from '@modproxy/storage-grpc';
-import type { AnswerSource, VersionsProvider } from '@modproxy/versions';
+import type { CallOptions } from '@modproxy/storage';
+import type { AnswerSource, ListAnswer, VersionsProvider } from '@modproxy/versions';
 
-/** What the service serves: list/latest/observe, and invalidate (e.g. `CachedVersions`). */
+/** What the service serves: list/latest/observe, invalidate and refresh (e.g. `CachedVersions`). */
 export interface VersionService extends VersionsProvider {
   invalidate(module: string): Promise<void>;
+  /** Asks upstream for the module's list now (a crawler saw new tags) and returns it. */
+  refreshList(module: string, options?: CallOptions): Promise<ListAnswer>;
 }
 
 export interface VersionServiceOptions {
@@ -123,6 +126,10 @@ export function createVersionServiceHandlers(
     invalidate: unary('invalidate', token, async (request: lathensV1.InvalidateRequest) => {
       await service.invalidate(request.module);
       return {};
+    }),
+    refresh: unary('refresh', token, async (request: lathensV1.RefreshRequest, signal) => {
+      const answer = await service.refreshList(request.module, { signal });
+      return { versions: answer.versions, source: sourceToWire(answer.source), stale: answer.stale };
     }),
   };
 }

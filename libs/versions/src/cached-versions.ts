@@ -262,6 +262,35 @@ export class CachedVersions implements VersionsProvider {
   }
 
   /**
+   * Asks upstream for the module's list now, whatever the cache holds (a crawl saw new tags),
+   * and returns the list every replica then serves; a cached "not found" or failure record is
+   * dropped first, and `@latest` is made due for a refresh too. Refreshes that overlap share
+   * one upstream call: in process, and across replicas through the store's lease.
+   */
+  async refreshList(module: string, options: CallOptions = {}): Promise<ListAnswer> {
+    if (this.networkMode === 'offline') return this.list(module, options);
+    let refresh: Promise<Resolution>;
+    try {
+      await this.store.invalidate(module);
+      refresh = this.refreshShared('list', module).catch((error: unknown) => {
+        this.events.storeFailed?.('refresh', error);
+        return this.shared(this.directCalls, 'list', module, () => this.withoutStore('list', module));
+      });
+    } catch (error) {
+      this.events.storeFailed?.('invalidate', error);
+      refresh = this.shared(this.directCalls, 'list', module, () => this.withoutStore('list', module));
+    }
+    const resolution = await this.withCallerSignal(refresh, options.signal);
+    this.events.answered?.('list', resolution.outcome);
+    if ('error' in resolution) throw resolution.error;
+    return {
+      versions: decodeList(resolution.data, resolution.observed),
+      source: resolution.source,
+      stale: resolution.stale,
+    };
+  }
+
+  /**
    * The queue's job: refreshes the module's answers that are stale and were requested since
    * they went stale, within the revalidation window. Answers that are fresh, negative, or
    * recently failed are left alone.

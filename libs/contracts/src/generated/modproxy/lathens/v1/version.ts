@@ -131,6 +131,21 @@ export interface InvalidateRequest {
 export interface InvalidateResponse {
 }
 
+/** RefreshRequest names the module whose list is to be asked of upstream now. */
+export interface RefreshRequest {
+  /** Module path, unescaped. */
+  module: string;
+}
+
+/** RefreshResponse is the list after the refresh, as List would answer it. */
+export interface RefreshResponse {
+  /** Tagged versions in Go's version order. */
+  versions: string[];
+  source: AnswerSource;
+  /** True when upstream failed and an older answer is served. */
+  stale: boolean;
+}
+
 function createBaseListRequest(): ListRequest {
   return { module: "" };
 }
@@ -755,6 +770,174 @@ export const InvalidateResponse: MessageFns<InvalidateResponse> = {
   },
 };
 
+function createBaseRefreshRequest(): RefreshRequest {
+  return { module: "" };
+}
+
+export const RefreshRequest: MessageFns<RefreshRequest> = {
+  encode(message: RefreshRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.module !== "") {
+      writer.uint32(10).string(message.module);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RefreshRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRefreshRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.module = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RefreshRequest {
+    return { module: isSet(object.module) ? globalThis.String(object.module) : "" };
+  },
+
+  toJSON(message: RefreshRequest): unknown {
+    const obj: any = {};
+    if (message.module !== "") {
+      obj.module = message.module;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RefreshRequest>, I>>(base?: I): RefreshRequest {
+    return RefreshRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RefreshRequest>, I>>(object: I): RefreshRequest {
+    const message = createBaseRefreshRequest();
+    message.module = object.module ?? "";
+    return message;
+  },
+};
+
+function createBaseRefreshResponse(): RefreshResponse {
+  return { versions: [], source: 0, stale: false };
+}
+
+export const RefreshResponse: MessageFns<RefreshResponse> = {
+  encode(message: RefreshResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.versions) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.source !== 0) {
+      writer.uint32(16).int32(message.source);
+    }
+    if (message.stale !== false) {
+      writer.uint32(24).bool(message.stale);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RefreshResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRefreshResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.versions.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.source = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.stale = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RefreshResponse {
+    return {
+      versions: globalThis.Array.isArray(object?.versions) ? object.versions.map((e: any) => globalThis.String(e)) : [],
+      source: isSet(object.source) ? answerSourceFromJSON(object.source) : 0,
+      stale: isSet(object.stale) ? globalThis.Boolean(object.stale) : false,
+    };
+  },
+
+  toJSON(message: RefreshResponse): unknown {
+    const obj: any = {};
+    if (message.versions?.length) {
+      obj.versions = message.versions;
+    }
+    if (message.source !== 0) {
+      obj.source = answerSourceToJSON(message.source);
+    }
+    if (message.stale !== false) {
+      obj.stale = message.stale;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RefreshResponse>, I>>(base?: I): RefreshResponse {
+    return RefreshResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RefreshResponse>, I>>(object: I): RefreshResponse {
+    const message = createBaseRefreshResponse();
+    message.versions = object.versions?.map((e) => e) || [];
+    message.source = object.source ?? 0;
+    message.stale = object.stale ?? false;
+    return message;
+  },
+};
+
 /**
  * VersionService answers the list and latest questions of the GOPROXY protocol from a cache
  * of what upstream knows and what the proxies have seen, so that `/@v/list` and `/@latest`
@@ -816,6 +999,20 @@ export const VersionServiceService = {
     responseSerialize: (value: InvalidateResponse): Buffer => Buffer.from(InvalidateResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): InvalidateResponse => InvalidateResponse.decode(value),
   },
+  /**
+   * Refresh asks upstream for a module's list now, whatever the cache holds (a crawler saw new
+   * tags), and returns the list every replica serves from then on. Refreshes of one module that
+   * overlap share one upstream call. Unlike Observe, it lists only what upstream or storage has.
+   */
+  refresh: {
+    path: "/modproxy.lathens.v1.VersionService/Refresh" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RefreshRequest): Buffer => Buffer.from(RefreshRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RefreshRequest => RefreshRequest.decode(value),
+    responseSerialize: (value: RefreshResponse): Buffer => Buffer.from(RefreshResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RefreshResponse => RefreshResponse.decode(value),
+  },
 } as const;
 
 export interface VersionServiceServer extends UntypedServiceImplementation {
@@ -836,6 +1033,12 @@ export interface VersionServiceServer extends UntypedServiceImplementation {
    * upstream again. The last answer is kept only to be served if upstream then fails.
    */
   invalidate: handleUnaryCall<InvalidateRequest, InvalidateResponse>;
+  /**
+   * Refresh asks upstream for a module's list now, whatever the cache holds (a crawler saw new
+   * tags), and returns the list every replica serves from then on. Refreshes of one module that
+   * overlap share one upstream call. Unlike Observe, it lists only what upstream or storage has.
+   */
+  refresh: handleUnaryCall<RefreshRequest, RefreshResponse>;
 }
 
 export interface VersionServiceClient extends Client {
@@ -908,6 +1111,26 @@ export interface VersionServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: InvalidateResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Refresh asks upstream for a module's list now, whatever the cache holds (a crawler saw new
+   * tags), and returns the list every replica serves from then on. Refreshes of one module that
+   * overlap share one upstream call. Unlike Observe, it lists only what upstream or storage has.
+   */
+  refresh(
+    request: RefreshRequest,
+    callback: (error: ServiceError | null, response: RefreshResponse) => void,
+  ): ClientUnaryCall;
+  refresh(
+    request: RefreshRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RefreshResponse) => void,
+  ): ClientUnaryCall;
+  refresh(
+    request: RefreshRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RefreshResponse) => void,
   ): ClientUnaryCall;
 }
 
