@@ -9,6 +9,7 @@ import {
   type LoadConfigOptions,
 } from '@modproxy/config';
 import { upstreamConfigShape } from '@modproxy/upstream';
+import { crawlConfigShape } from './crawl/crawl-config';
 
 const redisUrl = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');
 const hostPort = z.string().regex(/^[^\s/]+:\d+$/, 'must be host:port');
@@ -40,6 +41,8 @@ export const crathensConfigShape = {
   LATHENS_TLS: booleanFlag(false),
   LATHENS_TLS_CA_FILE: z.string().min(1).optional(),
   ...upstreamConfigShape,
+  /** Per-host politeness, the crawl and its schedulers (crawl/crawl-config.ts). */
+  ...crawlConfigShape,
   /** FetchVersion jobs this process runs at once. */
   FETCH_CONCURRENCY: positiveInt(4),
   /** Deadline of one whole fetch (go command or zip download, verification, save). */

@@ -1,4 +1,5 @@
 import type { CrathensExtension } from './compose';
+import { crawlExtension } from './crawl/crawl-extension';
 
 /**
  * Workers and schedulers beyond the fetch worker (the crawl worker, the catalog and recent
@@ -7,4 +8,4 @@ import type { CrathensExtension } from './compose';
  * fetch attempts (`context.fetchMiddleware`), watch its queues in `/metrics`
  * (`context.jobMetrics.watchQueue`), and returns the parts to start and to stop at shutdown.
  */
-export const crathensExtensions: CrathensExtension[] = [];
+export const crathensExtensions: CrathensExtension[] = [crawlExtension];
