@@ -212,6 +212,18 @@ describe('DiskStorage', () => {
     expect(await readdir(leases)).toEqual([]);
   });
 
+  it('recreates its work area and lease when someone removes them by hand while it runs', async () => {
+    const storage = await DiskStorage.open({ root, leaseRenewMs: 20 });
+    await rm(join(root, '.tmp'), { recursive: true, force: true });
+    await rm(join(root, '.leases'), { recursive: true, force: true });
+    await storage.save(input('example.com/handmade', 'v1.0.0'));
+    expect(await storage.list('example.com/handmade')).toEqual(['v1.0.0']);
+    await expect.poll(async () => (await readdir(join(root, '.leases'))).length).toBe(1);
+    await storage.close();
+    expect(await readdir(join(root, '.leases'))).toEqual([]);
+    expect(await readdir(join(root, '.tmp'))).toEqual([]);
+  });
+
   it('does not disturb a save in flight when another storage opens the same root', async () => {
     const first = await DiskStorage.open({ root });
     const zip = new PassThrough();

@@ -100,13 +100,13 @@ export class DiskWorkArea {
   async sweep(): Promise<void> {
     const now = await this.renew();
     const leases = join(this.root, LEASE_DIR);
-    for (const name of await readdir(this.dir)) {
+    for (const name of await namesIn(this.dir)) {
       const owner = ownerOf(name);
       if (owner === this.owner) continue;
       if (owner !== undefined && (await this.isLive(join(leases, owner), now))) continue;
       await rm(join(this.dir, name), { recursive: true, force: true }).catch(() => undefined);
     }
-    for (const owner of await readdir(leases)) {
+    for (const owner of await namesIn(leases)) {
       if (owner === this.owner || (await this.isLive(join(leases, owner), now))) continue;
       await rm(join(leases, owner), { force: true }).catch(() => undefined);
     }
@@ -166,6 +166,16 @@ export class DiskWorkArea {
       // What we cannot judge, we keep.
       return errnoCode(error) !== 'ENOENT';
     }
+  }
+}
+
+/** The entries of `dir`; none when someone removed it by hand (it is made again when needed). */
+async function namesIn(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return [];
+    throw error;
   }
 }
 
