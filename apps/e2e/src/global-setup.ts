@@ -14,7 +14,7 @@ declare module 'vitest' {
 
 /** Builds the apps the way `npm start` does, and starts one MongoDB-wire server and one Redis for all tests. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  for (const app of ['proxy', 'storage', 'lathens']) {
+  for (const app of ['proxy', 'storage', 'lathens', 'crathens']) {
     await runCommandOrThrow(process.execPath, [join(root, 'scripts', 'build-app.mjs'), app], { cwd: root });
   }
   await ensureFerretDb();
