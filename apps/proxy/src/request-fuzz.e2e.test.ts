@@ -11,6 +11,7 @@ import {
   createTempDir,
   exportFixturesAsGoproxy,
   type FixtureModules,
+  rawHttpExchange,
   rawRequest,
   removeDir,
   snapshotTree,
@@ -214,6 +215,45 @@ describe('request path fuzzing (the built proxy, disk storage, a static fixture 
     await upstream?.stop();
     await fixtures?.close();
     if (sandbox) await removeDir(sandbox);
+  });
+
+  it('answers request lines carrying any byte (controls, spaces, CR and LF) with a status and a text body', async () => {
+    const before = await outsideStorage(sandbox);
+    const lines = fc.sample(
+      fc.tuple(
+        fc.constantFrom('/', '/example.test/', `/${fixtures.hello.escapedPath}/@v/`),
+        fc.uint8Array({ minLength: 1, maxLength: 40 }),
+        fc.constantFrom('/@v/list', '.info', '/@latest', ''),
+      ),
+      { numRuns: 2_000, seed: SEED },
+    );
+    const failures: string[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < lines.length) {
+        const [head, bytes, tail] = lines[next++]!;
+        const line = Buffer.concat([Buffer.from(`GET ${head}`), Buffer.from(bytes), Buffer.from(tail)]);
+        const at = JSON.stringify(line.toString('latin1'));
+        try {
+          const answer = await rawHttpExchange(
+            url,
+            Buffer.concat([line, Buffer.from(' HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')]),
+          );
+          const headers = answer.toString('latin1').split('\r\n\r\n')[0] ?? '';
+          const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(headers)?.[1]);
+          if (!(status >= 200 && status < 500)) failures.push(`${at}: ${JSON.stringify(headers)}`);
+          else if (status >= 400 && !/\r\ncontent-type: text\/plain/i.test(headers)) {
+            failures.push(`${at}: ${status} without a text/plain body`);
+          }
+        } catch (error) {
+          failures.push(`${at}: ${(error as Error).message}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    expect(failures, `seed ${SEED}`).toEqual([]);
+    expect(proxy.child.exitCode, proxy.stderr()).toBeNull();
+    expect(await outsideStorage(sandbox)).toEqual(before);
   });
 
   it(`answers ${REQUESTS} generated raw request paths without a crash, a 5xx or a write outside the storage root`, async () => {

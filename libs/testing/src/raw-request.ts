@@ -52,16 +52,36 @@ export function rawRequest(
 
 /**
  * Writes `bytes` to a fresh TCP connection and resolves with everything the server sent back
- * until it closed the connection: for request lines no HTTP client would send.
+ * until it closed the connection: for request lines no HTTP client would send. Send
+ * `Connection: close`; the connection is not half-closed (node:http takes that as the client
+ * giving up). Rejects when the server has not closed it after `timeoutMs` (default 10000).
  */
-export function rawHttpExchange(baseUrl: string, bytes: Buffer | string): Promise<Buffer> {
+export function rawHttpExchange(
+  baseUrl: string,
+  bytes: Buffer | string,
+  timeoutMs = 10_000,
+): Promise<Buffer> {
   const url = new URL(baseUrl);
   return new Promise((resolve, reject) => {
     const socket = connect({ host: url.hostname, port: Number(url.port) });
     const chunks: Buffer[] = [];
-    socket.on('connect', () => socket.end(bytes));
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        new Error(
+          `no end of the answer after ${timeoutMs} ms: ${JSON.stringify(Buffer.concat(chunks).toString('latin1').slice(0, 200))}`,
+        ),
+      );
+    }, timeoutMs);
+    socket.on('connect', () => socket.write(bytes));
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-    socket.on('error', reject);
-    socket.on('close', () => resolve(Buffer.concat(chunks)));
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks));
+    });
   });
 }
