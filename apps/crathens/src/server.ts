@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { closeHttp, listenHttp } from '@modproxy/http';
 import type { Logger } from '@modproxy/observability';
+import { fetchTempDirs, leftoverFetchDirAgeMs, startTempDirSweeps } from '@modproxy/runtime';
 import { composeCrathens, type CrathensComposition, type CrathensOverrides } from './compose';
 import type { CrathensConfig } from './config';
 
@@ -34,10 +35,21 @@ export async function startCrathens(
     throw error;
   }
 
+  // Temp directories of fetches that a crash left behind (every fetch removes its own by its deadline).
+  const longestFetchMs = Math.max(config.FETCH_TIMEOUT_MS, config.UPSTREAM_TIMEOUT_MS);
+  const tempDirSweeps = startTempDirSweeps(fetchTempDirs(config.GO_WORK_DIR, longestFetchMs), {
+    intervalMs: leftoverFetchDirAgeMs(longestFetchMs) / 4,
+    onRemoved: (dir, names) =>
+      logger.info({ dir, count: names.length }, 'removed leftover fetch temp directories'),
+    onError: (dir, error) =>
+      logger.warn({ dir, err: error }, 'could not sweep leftover fetch temp directories'),
+  });
+
   let closing: Promise<void> | undefined;
   const shutdown = () => {
     closing ??= (async () => {
       composition.beginShutdown();
+      await tempDirSweeps.stop();
       await composition.close();
       await closeHttp(admin, 1_000);
       logger.info('crathens stopped');
