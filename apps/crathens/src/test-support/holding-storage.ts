@@ -1,4 +1,4 @@
-import type { CallOptions, CatalogOptions, ModuleStorage, SaveInput } from '@modproxy/storage';
+import type { CallOptions, CatalogOptions, IndexOptions, ModuleStorage, SaveInput } from '@modproxy/storage';
 
 /**
  * A storage backend that can hold the next save once it has begun (the storage service has the
@@ -60,6 +60,9 @@ export class HoldingStorage implements ModuleStorage {
   }
   delete(module: string, version: string, options?: CallOptions) {
     return this.backend.delete(module, version, options);
+  }
+  index(options: IndexOptions) {
+    return this.backend.index(options);
   }
   catalog(options: CatalogOptions) {
     return this.backend.catalog(options);
