@@ -74,7 +74,7 @@ describe('the crathens process (SIGKILL, SIGTERM, configuration)', () => {
       const hold = await HoldingGo.create();
       holds.push(hold);
       const holdingGo = stage.startsWith('while the go command');
-      const saveBegun = holdingGo ? undefined : harness.storage.holdNextSave();
+      const saveBegun = holdingGo ? undefined : harness.saves.holdNextSave();
       const first = await harness.startProcess(prefix, {
         ...FAST_RECOVERY,
         ...(holdingGo ? { GO_BINARY: hold.binary } : {}),

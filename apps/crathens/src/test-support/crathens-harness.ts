@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { escapePath } from '@modproxy/gomod';
 import { createLogger } from '@modproxy/observability';
 import { createQueueRedis, FetchQueue } from '@modproxy/queue';
-import { DiskStorage } from '@modproxy/storage';
+import { DiskStorage, type ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage, startStorageGrpcServer, type StorageGrpcServer } from '@modproxy/storage-grpc';
 import {
   createFixtureModules,
@@ -24,7 +24,7 @@ import { GrpcVersions } from '@modproxy/versions-grpc';
 import { loadCrathensConfig } from '../config';
 import { startCrathens, type RunningCrathens } from '../server';
 import { CountingUpstream } from './counting-upstream';
-import { HoldingStorage } from './holding-storage';
+import { SaveHold } from './holding-storage';
 
 const root = join(__dirname, '..', '..', '..', '..');
 export const crathensMain = join(root, 'dist', 'apps', 'crathens', 'main.js');
@@ -61,7 +61,9 @@ export class CrathensHarness {
   private constructor(
     readonly redis: RedisServer,
     readonly fixtures: FixtureModules,
-    readonly storage: HoldingStorage,
+    /** Holds a save of the storage service on demand. */
+    readonly saves: SaveHold,
+    private readonly backend: ModuleStorage,
     readonly storageServer: StorageGrpcServer,
     /** A client of the storage service, for the test's own checks. */
     readonly inspector: GrpcStorage,
@@ -74,11 +76,13 @@ export class CrathensHarness {
     const redis = await startRedisServer();
     const fixtures = await createFixtureModules();
     const workDir = await createTempDir('crathens-test-');
-    const storage = new HoldingStorage(await DiskStorage.open({ root: join(workDir, 'storage') }));
+    const saves = new SaveHold();
+    const backend = await DiskStorage.open({ root: join(workDir, 'storage') });
+    const storage = saves.wrap(backend);
     const token = randomBytes(24).toString('hex');
     const storageServer = await startStorageGrpcServer({ storage, port: 0, token });
     const inspector = new GrpcStorage({ url: `127.0.0.1:${storageServer.port}`, token });
-    return new CrathensHarness(redis, fixtures, storage, storageServer, inspector, token, workDir);
+    return new CrathensHarness(redis, fixtures, saves, backend, storageServer, inspector, token, workDir);
   }
 
   get storageUrl(): string {
@@ -235,7 +239,7 @@ export class CrathensHarness {
     await this.cleanUp();
     await this.inspector.close();
     await this.storageServer.close();
-    await this.storage.close();
+    await this.backend.close();
     await this.fixtures.close();
     await this.redis.stop();
     await removeDir(this.workDir);

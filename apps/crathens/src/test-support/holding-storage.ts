@@ -1,15 +1,26 @@
-import type { CallOptions, CatalogOptions, IndexOptions, ModuleStorage, SaveInput } from '@modproxy/storage';
+import type { CallOptions, ModuleStorage, SaveInput } from '@modproxy/storage';
 
 /**
- * A storage backend that can hold the next save once it has begun (the storage service has the
- * header, the client is streaming the zip) until the test releases it or the client goes away,
- * so a test can kill a writer in the middle of a save. Everything else passes through.
+ * Wraps a storage backend so the next save can be held once it has begun (the storage service
+ * has the header, the client is streaming the zip) until the test releases it or the client
+ * goes away: a test can kill a writer in the middle of a save. Every other method is the
+ * backend's own.
  */
-export class HoldingStorage implements ModuleStorage {
+export class SaveHold {
   private hold: { started: () => void; released: Promise<void> } | undefined;
   private release: (() => void) | undefined;
 
-  constructor(private readonly backend: ModuleStorage) {}
+  /** The backend, with saves going through this hold. */
+  wrap(backend: ModuleStorage): ModuleStorage {
+    const save = (input: SaveInput, options: CallOptions = {}) => this.save(backend, input, options);
+    return new Proxy(backend, {
+      get(target, property, receiver) {
+        if (property === 'save') return save;
+        const value: unknown = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  }
 
   /** Holds the next save; resolves once one has begun. */
   holdNextSave(): Promise<void> {
@@ -29,7 +40,7 @@ export class HoldingStorage implements ModuleStorage {
     this.release = undefined;
   }
 
-  async save(input: SaveInput, options: CallOptions = {}): Promise<void> {
+  private async save(backend: ModuleStorage, input: SaveInput, options: CallOptions): Promise<void> {
     const hold = this.hold;
     this.hold = undefined;
     if (hold) {
@@ -40,34 +51,6 @@ export class HoldingStorage implements ModuleStorage {
         signal?.addEventListener('abort', () => resolve(), { once: true });
       });
     }
-    return this.backend.save(input, options);
-  }
-
-  exists(module: string, version: string, options?: CallOptions) {
-    return this.backend.exists(module, version, options);
-  }
-  info(module: string, version: string, options?: CallOptions) {
-    return this.backend.info(module, version, options);
-  }
-  mod(module: string, version: string, options?: CallOptions) {
-    return this.backend.mod(module, version, options);
-  }
-  zip(module: string, version: string, options?: CallOptions) {
-    return this.backend.zip(module, version, options);
-  }
-  list(module: string, options?: CallOptions) {
-    return this.backend.list(module, options);
-  }
-  delete(module: string, version: string, options?: CallOptions) {
-    return this.backend.delete(module, version, options);
-  }
-  index(options: IndexOptions) {
-    return this.backend.index(options);
-  }
-  catalog(options: CatalogOptions) {
-    return this.backend.catalog(options);
-  }
-  close() {
-    return this.backend.close();
+    return backend.save(input, options);
   }
 }
