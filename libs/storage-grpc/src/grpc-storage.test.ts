@@ -13,6 +13,8 @@ import {
   type CallOptions,
   type CatalogOptions,
   type CatalogPage,
+  type IndexOptions,
+  type IndexPage,
   type ModuleStorage,
   type SaveInput,
   type ZipContent,
@@ -268,6 +270,9 @@ class StallingStorage implements ModuleStorage {
   }
   catalog(options: CatalogOptions): Promise<CatalogPage> {
     return this.inner.catalog(options);
+  }
+  index(options: IndexOptions): Promise<IndexPage> {
+    return this.inner.index(options);
   }
   close(): Promise<void> {
     return this.inner.close();

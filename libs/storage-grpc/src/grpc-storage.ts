@@ -15,6 +15,8 @@ import type {
   CallOptions,
   CatalogOptions,
   CatalogPage,
+  IndexOptions,
+  IndexPage,
   ModuleStorage,
   SaveInput,
   ZipContent,
@@ -187,6 +189,27 @@ export class GrpcStorage implements ModuleStorage {
       this.client.catalog({ pageSize, pageToken }, metadata, call, callback),
     );
     const entries = response.entries.map(({ module, version }) => ({ module, version }));
+    return response.nextPageToken === '' ? { entries } : { entries, nextPageToken: response.nextPageToken };
+  }
+
+  async index(options: IndexOptions): Promise<IndexPage> {
+    const op = 'storage.grpc.index';
+    const { limit, since, pageToken = '', signal } = options;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_INT32) {
+      throw errors.invalidArgument(op, `limit must be a positive integer, not ${limit}`);
+    }
+    if (since !== undefined && (!(since instanceof Date) || Number.isNaN(since.getTime()))) {
+      throw errors.invalidArgument(op, 'since must be a valid date');
+    }
+    checkText(op, 'pageToken', pageToken, {});
+    const response = await this.unary<storageV1.IndexResponse>(op, {}, signal, (metadata, call, callback) =>
+      this.client.index({ limit, pageToken, ...(since ? { since } : {}) }, metadata, call, callback),
+    );
+    const entries = response.entries.map(({ module, version, storedAt }) => {
+      if (!storedAt)
+        throw errors.internal(op, `the storage service sent ${module}@${version} without a stored time`);
+      return { module, version, storedAt };
+    });
     return response.nextPageToken === '' ? { entries } : { entries, nextPageToken: response.nextPageToken };
   }
 

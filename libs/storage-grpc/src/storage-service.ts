@@ -396,5 +396,15 @@ export function createStorageServiceHandlers(
         return { entries: page.entries, nextPageToken: page.nextPageToken ?? '' };
       },
     ),
+    index: unary<storageV1.IndexRequest, storageV1.IndexResponse>('index', token, async (request, signal) => {
+      // Limit, time and token are the backend's to judge, as for the catalog.
+      const page = await storage.index({
+        limit: request.limit,
+        ...(request.since === undefined ? {} : { since: request.since }),
+        ...(request.pageToken === '' ? {} : { pageToken: request.pageToken }),
+        signal,
+      });
+      return { entries: page.entries, nextPageToken: page.nextPageToken ?? '' };
+    }),
   };
 }

@@ -18,11 +18,15 @@ import {
   checkModule,
   checkModuleVersion,
   encodeCatalogToken,
+  encodeIndexToken,
   normalizeZipSha256,
   parseCatalogOptions,
+  parseIndexOptions,
   type CallOptions,
   type CatalogOptions,
   type CatalogPage,
+  type IndexOptions,
+  type IndexPage,
   type ModuleStorage,
   type SaveInput,
   type ZipContent,
@@ -70,6 +74,7 @@ interface VersionDocument {
   zipFileId: ObjectId;
   zipSize: number;
   zipSha256: string;
+  /** When the version was stored (just before its document was inserted): the index's time. */
   createdAt: Date;
 }
 
@@ -357,6 +362,43 @@ export class MongoStorage implements ModuleStorage {
     }
   }
 
+  async index(options: IndexOptions): Promise<IndexPage> {
+    const op = 'storage.mongo.index';
+    const { signal } = options;
+    try {
+      const { limit, since, after } = parseIndexOptions(op, options);
+      this.checkUsable(op, signal, {});
+      // Keyset paging on the (createdAt, module, version) index, as the catalog pages on its own.
+      const clauses: Array<Record<string, unknown>> = [];
+      if (since) clauses.push({ createdAt: { $gte: since } });
+      if (after) {
+        clauses.push({
+          $or: [
+            { createdAt: { $gt: after.storedAt } },
+            { createdAt: after.storedAt, module: { $gt: after.module } },
+            { createdAt: after.storedAt, module: after.module, version: { $gt: after.version } },
+          ],
+        });
+      }
+      const filter = clauses.length === 0 ? {} : clauses.length === 1 ? clauses[0] : { $and: clauses };
+      const docs = await this.versions
+        .find(filter ?? {}, {
+          projection: { _id: 0, module: 1, version: 1, createdAt: 1 },
+          ...signalOption(signal),
+        })
+        .sort({ createdAt: 1, module: 1, version: 1 })
+        .limit(limit + 1)
+        .toArray();
+      const entries = docs
+        .slice(0, limit)
+        .map((d) => ({ module: d.module, version: d.version, storedAt: new Date(d.createdAt.getTime()) }));
+      const last = entries[entries.length - 1];
+      return docs.length > limit && last ? { entries, nextPageToken: encodeIndexToken(last) } : { entries };
+    } catch (error) {
+      throw toMongoStorageError(error, op, signal);
+    }
+  }
+
   /**
    * Removes zips left by saves that never committed (a crash, a lost connection, a lost race
    * whose own cleanup failed): GridFS files no version document references, and chunks whose
@@ -436,6 +478,8 @@ export class MongoStorage implements ModuleStorage {
     );
     // Orphan cleanup asks which of a batch of zips are referenced.
     await this.versions.createIndex({ zipFileId: 1 }, { name: 'zip_file_id' });
+    // The index feed pages by stored time.
+    await this.versions.createIndex({ createdAt: 1, module: 1, version: 1 }, { name: 'stored_at' });
   }
 
   private async readBytes(

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { addAbortSignal } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -15,10 +15,14 @@ import {
 } from '@modproxy/gomod';
 import { DiskWorkArea, type DiskWorkAreaOptions, errnoCode } from './disk-work-area';
 import { compareCatalogEntries, pageOfSorted, parseCatalogOptions } from './catalog-paging';
+import { compareIndexEntries, pageOfSortedIndex, parseIndexOptions } from './index-paging';
 import type {
   CallOptions,
   CatalogOptions,
   CatalogPage,
+  IndexEntry,
+  IndexOptions,
+  IndexPage,
   ModuleStorage,
   ModuleVersionRef,
   SaveInput,
@@ -162,6 +166,9 @@ export class DiskStorage implements ModuleStorage {
       }
       await syncDir(work);
       throwIfAborted(op, signal, refs);
+      // The version directory's mtime is its stored time (see index()); a rename keeps it.
+      const now = new Date();
+      await utimes(work, now, now);
       await this.commit(op, work, finalDir, refs);
       work = undefined;
     } catch (error) {
@@ -211,9 +218,46 @@ export class DiskStorage implements ModuleStorage {
     try {
       throwIfAborted(op, options.signal);
       const all: ModuleVersionRef[] = [];
-      await this.walk(this.root, [], all, options.signal);
+      await this.walk(
+        this.root,
+        [],
+        async (module, versionsDir) => {
+          for (const version of await storedVersions(versionsDir)) all.push({ module, version });
+        },
+        options.signal,
+      );
       all.sort(compareCatalogEntries);
       return pageOfSorted(all, request);
+    } catch (error) {
+      throw toStorageError(error, op, options.signal);
+    }
+  }
+
+  /**
+   * A walk of the whole tree, like the catalog: the stored time of a version is its
+   * directory's mtime, set just before the commit's rename (versions saved before that rule
+   * carry the time their zip was begun). Fine for the embedded default; a large mirror runs
+   * the storage service on MongoDB, which keeps an index on the stored time.
+   */
+  async index(options: IndexOptions): Promise<IndexPage> {
+    const op = 'storage.disk.index';
+    const request = parseIndexOptions(op, options);
+    try {
+      throwIfAborted(op, options.signal);
+      const all: IndexEntry[] = [];
+      await this.walk(
+        this.root,
+        [],
+        async (module, versionsDir) => {
+          for (const version of await storedVersions(versionsDir)) {
+            const storedAt = await storedTime(join(versionsDir, escapeVersion(version)));
+            if (storedAt) all.push({ module, version, storedAt });
+          }
+        },
+        options.signal,
+      );
+      all.sort(compareIndexEntries);
+      return pageOfSortedIndex(all, request);
     } catch (error) {
       throw toStorageError(error, op, options.signal);
     }
@@ -224,11 +268,11 @@ export class DiskStorage implements ModuleStorage {
     await this.work.close();
   }
 
-  /** Finds every module directory (one holding `@v`) below `dir`, collecting its stored versions. */
+  /** Finds every module directory (one holding `@v`) below `dir` and visits its `@v` directory. */
   private async walk(
     dir: string,
     elements: string[],
-    out: ModuleVersionRef[],
+    visit: (module: string, versionsDir: string) => Promise<void>,
     signal?: AbortSignal,
   ): Promise<void> {
     throwIfAborted('storage.disk.catalog', signal);
@@ -239,10 +283,10 @@ export class DiskStorage implements ModuleStorage {
       if (entry.name === VERSIONS_DIR) {
         const module = moduleOfDir(elements);
         if (module === undefined) continue;
-        for (const version of await storedVersions(join(dir, entry.name))) out.push({ module, version });
+        await visit(module, join(dir, entry.name));
         continue;
       }
-      await this.walk(join(dir, entry.name), [...elements, entry.name], out, signal);
+      await this.walk(join(dir, entry.name), [...elements, entry.name], visit, signal);
     }
   }
 
@@ -376,6 +420,17 @@ async function storedVersions(versionsDir: string): Promise<string[]> {
     }),
   );
   return found.filter((v): v is string => v !== undefined);
+}
+
+/** A version directory's mtime; undefined when it went away (deleted meanwhile). */
+async function storedTime(dir: string): Promise<Date | undefined> {
+  try {
+    return new Date(Math.floor((await stat(dir)).mtimeMs));
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw error;
+  }
 }
 
 /** The version a directory name stands for, if it is exactly how this adapter would name it. */

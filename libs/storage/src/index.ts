@@ -1,5 +1,5 @@
 export * from './module-storage';
-export { MemoryStorage } from './memory-storage';
+export { MemoryStorage, type MemoryStorageOptions } from './memory-storage';
 export { DiskStorage, type DiskStorageOptions } from './disk-storage';
 export {
   MAX_CATALOG_PAGE_SIZE,
@@ -10,6 +10,16 @@ export {
   parseCatalogOptions,
   type CatalogRequest,
 } from './catalog-paging';
+export {
+  MAX_INDEX_PAGE_SIZE,
+  compareIndexEntries,
+  decodeIndexToken,
+  encodeIndexToken,
+  isIndexCandidate,
+  pageOfSortedIndex,
+  parseIndexOptions,
+  type IndexRequest,
+} from './index-paging';
 export {
   abortedError,
   checkModule,

@@ -4,10 +4,14 @@ import { pipeline } from 'node:stream/promises';
 import { errors } from '@modproxy/errors';
 import { sortVersions } from '@modproxy/gomod';
 import { compareCatalogEntries, pageOfSorted, parseCatalogOptions } from './catalog-paging';
+import { compareIndexEntries, pageOfSortedIndex, parseIndexOptions } from './index-paging';
 import type {
   CallOptions,
   CatalogOptions,
   CatalogPage,
+  IndexEntry,
+  IndexOptions,
+  IndexPage,
   ModuleStorage,
   ModuleVersionRef,
   SaveInput,
@@ -26,6 +30,12 @@ interface StoredVersion {
   info: Buffer;
   mod: Buffer;
   zip: Buffer;
+  storedAt: number;
+}
+
+export interface MemoryStorageOptions {
+  /** The clock of `storedAt`. @default Date.now */
+  now?: () => number;
 }
 
 /**
@@ -36,6 +46,11 @@ interface StoredVersion {
 export class MemoryStorage implements ModuleStorage {
   /** module path → version → content */
   private readonly modules = new Map<string, Map<string, StoredVersion>>();
+  private readonly now: () => number;
+
+  constructor(options: MemoryStorageOptions = {}) {
+    this.now = options.now ?? Date.now;
+  }
 
   async exists(module: string, version: string, options: CallOptions = {}): Promise<boolean> {
     this.enter('storage.memory.exists', module, version, options);
@@ -97,7 +112,7 @@ export class MemoryStorage implements ModuleStorage {
       if (versions.has(version)) {
         throw errors.alreadyExists(op, `${module}@${version} is already stored`, refs);
       }
-      versions.set(version, { info, mod, zip: Buffer.concat(chunks) });
+      versions.set(version, { info, mod, zip: Buffer.concat(chunks), storedAt: this.now() });
       this.modules.set(module, versions);
     } catch (error) {
       if (!input.zip.destroyed) input.zip.destroy();
@@ -130,6 +145,19 @@ export class MemoryStorage implements ModuleStorage {
     }
     all.sort(compareCatalogEntries);
     return pageOfSorted(all, request);
+  }
+
+  async index(options: IndexOptions): Promise<IndexPage> {
+    const op = 'storage.memory.index';
+    const request = parseIndexOptions(op, options);
+    throwIfAborted(op, options.signal);
+    const all: IndexEntry[] = [];
+    for (const [module, versions] of this.modules) {
+      for (const [version, stored] of versions)
+        all.push({ module, version, storedAt: new Date(stored.storedAt) });
+    }
+    all.sort(compareIndexEntries);
+    return pageOfSortedIndex(all, request);
   }
 
   async close(): Promise<void> {

@@ -44,6 +44,27 @@ export interface CatalogOptions extends CallOptions {
   pageToken?: string;
 }
 
+/** A stored version and when it was stored. */
+export interface IndexEntry extends ModuleVersionRef {
+  /** When the save completed, to the millisecond (the backend's clock). */
+  storedAt: Date;
+}
+
+export interface IndexOptions extends CallOptions {
+  /** Only versions stored at or after this moment. Default: every stored version. */
+  since?: Date;
+  /** Entries per page, from 1 to 10000. */
+  limit: number;
+  /** The `nextPageToken` of the previous page: continue strictly after its last entry. */
+  pageToken?: string;
+}
+
+export interface IndexPage {
+  entries: IndexEntry[];
+  /** Opaque token for the next page; absent on the last page. */
+  nextPageToken?: string;
+}
+
 /**
  * The storage port. Module content is immutable: a version is saved once, completely and
  * atomically, or not at all. Errors are `ModuleError`s from @modproxy/errors:
@@ -61,5 +82,11 @@ export interface ModuleStorage {
   delete(module: string, version: string, options?: CallOptions): Promise<void>;
   /** Every stored module version, ordered by module path then version (plain byte order, so every backend can page by key), paged. */
   catalog(options: CatalogOptions): Promise<CatalogPage>;
+  /**
+   * Every stored version in the order it was stored: by `storedAt`, then module path and
+   * version in byte order (so equal times still page exactly once), paged. Feeds mirrors and
+   * crawlers (`/index`).
+   */
+  index(options: IndexOptions): Promise<IndexPage>;
   close(): Promise<void>;
 }

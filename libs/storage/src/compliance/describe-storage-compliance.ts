@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isModuleError, type ErrorKind } from '@modproxy/errors';
-import type { CatalogPage, ModuleStorage, ModuleVersionRef, SaveInput } from '../module-storage';
+import type { CatalogPage, IndexPage, ModuleStorage, ModuleVersionRef, SaveInput } from '../module-storage';
 import {
   failingStream,
   patternBuffer,
@@ -561,6 +561,161 @@ export function describeStorageCompliance(
       });
     });
 
+    describe('index', () => {
+      /** Every page of the index from `since` on, with the given page size. */
+      async function indexPages(limit: number, since?: Date): Promise<IndexPage[]> {
+        const pages: IndexPage[] = [];
+        let pageToken: string | undefined;
+        do {
+          const page = await storage.index({
+            limit,
+            ...(since === undefined ? {} : { since }),
+            ...(pageToken === undefined ? {} : { pageToken }),
+          });
+          pages.push(page);
+          pageToken = page.nextPageToken;
+          if (pages.length > 100_000) throw new Error('index paging does not terminate');
+        } while (pageToken !== undefined);
+        return pages;
+      }
+
+      const key = (e: ModuleVersionRef) => `${e.module}@${e.version}`;
+
+      it('is empty for an empty storage', async () => {
+        expect(await storage.index({ limit: 10 })).toEqual({ entries: [] });
+      });
+
+      it('lists versions in the order they were stored, each with the time of its save', async () => {
+        // Saved in an order that is neither the catalog's nor Go's.
+        const saved = [
+          fixture('example.com/zz', 'v1.0.0'),
+          fixture('example.com/aa', 'v1.1.0'),
+          fixture('example.com/mm', 'v0.1.0'),
+          fixture('example.com/aa', 'v1.0.0'),
+          fixture('example.com/zz', 'v0.9.0'),
+        ];
+        const windows: Array<{ before: number; after: number }> = [];
+        for (const f of saved) {
+          const before = Date.now();
+          await save(f);
+          windows.push({ before, after: Date.now() });
+        }
+        const { entries, nextPageToken } = await storage.index({ limit: 100 });
+        expect(nextPageToken).toBeUndefined();
+        expect(entries.map(key).sort()).toEqual(saved.map(key).sort());
+        const byKey = new Map(entries.map((e) => [key(e), e]));
+        const times = saved.map((f) => byKey.get(key(f))?.storedAt.getTime() ?? Number.NaN);
+        saved.forEach((f, i) => {
+          const at = times[i] ?? Number.NaN;
+          const window = windows[i] ?? { before: 0, after: 0 };
+          // File system clocks tick coarsely (a few ms); a second either side is still "this save".
+          expect(at, `storedAt of ${key(f)}`).toBeGreaterThanOrEqual(window.before - 1_000);
+          expect(at, `storedAt of ${key(f)}`).toBeLessThanOrEqual(window.after + 1_000);
+          if (i > 0)
+            expect(at, `${key(f)} stored after the one before`).toBeGreaterThanOrEqual(times[i - 1] ?? 0);
+        });
+        // Stored time first; equal times (a coarse clock) in catalog order.
+        const expected = [...entries].sort(
+          (a, b) => a.storedAt.getTime() - b.storedAt.getTime() || byteOrder(a, b),
+        );
+        expect(entries).toEqual(expected);
+      });
+
+      it('pages through many versions, each exactly once, in index order', async () => {
+        const all = Array.from({ length: 60 }, (_, i) =>
+          fixture(`example.org/i${String(i % 7)}`, `v1.${String(Math.floor(i / 7))}.${String(i % 3)}`),
+        );
+        const unique = [...new Map(all.map((f) => [key(f), f])).values()];
+        await inBatches(unique, 6, (f) => save(f));
+        const [whole] = await indexPages(10_000);
+        const everything = whole?.entries ?? [];
+        expect(everything).toHaveLength(unique.length);
+        for (const limit of [1, 7, unique.length, 1000]) {
+          const pages = await indexPages(limit);
+          expect(pages.length, `pages of ${limit}`).toBe(Math.ceil(unique.length / limit));
+          pages.forEach((page, i) => {
+            expect(page.nextPageToken === undefined, `token on page ${i} of ${limit}`).toBe(
+              i === pages.length - 1,
+            );
+          });
+          expect(pages.flatMap((p) => p.entries)).toEqual(everything);
+        }
+      });
+
+      it('starts at since, inclusive, and resumes after a token even when its entry is gone', async () => {
+        await save(fixture('example.com/early', 'v1.0.0'));
+        await save(fixture('example.com/early', 'v1.1.0'));
+        const { entries: firstTwo } = await storage.index({ limit: 10 });
+        const cut = firstTwo[1]?.storedAt;
+        if (!cut) throw new Error('no second entry');
+        // A later save never gets an earlier time than one before it.
+        await save(fixture('example.com/late', 'v1.0.0'));
+        await save(fixture('example.com/late', 'v1.1.0'));
+        const since = (await indexPages(10, cut)).flatMap((p) => p.entries);
+        expect(since.map(key)).toContain('example.com/early@v1.1.0');
+        expect(since.map(key)).toContain('example.com/late@v1.0.0');
+        expect(since.map(key)).toContain('example.com/late@v1.1.0');
+        for (const e of since) expect(e.storedAt.getTime()).toBeGreaterThanOrEqual(cut.getTime());
+        const future = new Date(Date.now() + 3_600_000);
+        expect(await storage.index({ limit: 10, since: future })).toEqual({ entries: [] });
+
+        const first = await storage.index({ limit: 2 });
+        expect(first.entries).toHaveLength(2);
+        const token = first.nextPageToken;
+        expect(typeof token).toBe('string');
+        const gone = first.entries[1];
+        if (!gone) throw new Error('no second entry');
+        await storage.delete(gone.module, gone.version);
+        const rest = (await storage.index({ limit: 10, pageToken: token })).entries.map(key);
+        const whole = (await storage.index({ limit: 10 })).entries.map(key);
+        expect(rest).toEqual(whole.slice(whole.indexOf(key(first.entries[0] ?? gone)) + 1));
+        expect(whole).not.toContain(key(gone));
+      });
+
+      it('forgets a deleted version and dates a version saved again by its new save', async () => {
+        const f = fixture('example.com/again', 'v1.0.0');
+        await save(f);
+        const [before] = (await storage.index({ limit: 10 })).entries;
+        await save(fixture('example.com/other', 'v1.0.0'));
+        await storage.delete(f.module, f.version);
+        expect((await storage.index({ limit: 10 })).entries.map(key)).toEqual(['example.com/other@v1.0.0']);
+        await save(f);
+        const entries = (await storage.index({ limit: 10 })).entries;
+        const again = entries.find((e) => key(e) === key(f));
+        const other = entries.find((e) => e.module === 'example.com/other');
+        expect(entries).toHaveLength(2);
+        // Saved after the other one now, so never dated before it (a coarse clock may tie them).
+        expect(again?.storedAt.getTime()).toBeGreaterThanOrEqual(other?.storedAt.getTime() ?? Infinity);
+        expect(again?.storedAt.getTime()).toBeGreaterThanOrEqual(before?.storedAt.getTime() ?? Infinity);
+      });
+
+      it('rejects limits out of range, invalid dates and tokens it did not make', async () => {
+        await save(fixture('example.com/idx', 'v1.0.0'));
+        for (const limit of [0, -1, 1.5, 10_001, Number.NaN, Number.POSITIVE_INFINITY]) {
+          await expectKind(storage.index({ limit }), 'invalid-argument', `limit ${limit}`);
+        }
+        await expectKind(
+          storage.index({ limit: 10, since: new Date(Number.NaN) }),
+          'invalid-argument',
+          'since',
+        );
+        expect((await storage.index({ limit: 10_000 })).entries).toHaveLength(1);
+        const forged = [
+          'not a token',
+          '!!!!',
+          Buffer.from('[1,"example.com/idx"]').toString('base64url'),
+          Buffer.from('[-1,"example.com/idx","v1.0.0"]').toString('base64url'),
+          Buffer.from('["x","example.com/idx","v1.0.0"]').toString('base64url'),
+          Buffer.from('[1,"../x","v1.0.0"]').toString('base64url'),
+          // A catalog token is not an index token.
+          Buffer.from('["example.com/idx","v1.0.0"]').toString('base64url'),
+        ];
+        for (const pageToken of forged) {
+          await expectKind(storage.index({ limit: 10, pageToken }), 'invalid-argument', `token ${pageToken}`);
+        }
+      });
+    });
+
     describe('invalid arguments', () => {
       const badModules = [
         '',
@@ -648,6 +803,7 @@ export function describeStorageCompliance(
         await expectKind(storage.zip(f.module, f.version, { signal }), 'cancelled', 'zip');
         await expectKind(storage.list(f.module, { signal }), 'cancelled', 'list');
         await expectKind(storage.catalog({ pageSize: 10, signal }), 'cancelled', 'catalog');
+        await expectKind(storage.index({ limit: 10, signal }), 'cancelled', 'index');
         await expectKind(storage.save(saveInput(g), { signal }), 'cancelled', 'save');
         await expectKind(storage.delete(f.module, f.version, { signal }), 'cancelled', 'delete');
         await expectMissing(g.module, g.version);

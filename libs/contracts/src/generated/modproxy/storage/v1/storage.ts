@@ -22,6 +22,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Timestamp } from "../../../google/protobuf/timestamp";
 
 export const protobufPackage = "modproxy.storage.v1";
 
@@ -194,6 +195,36 @@ export interface CatalogRequest {
 /** CatalogResponse is one page of the catalog. */
 export interface CatalogResponse {
   entries: ModuleVersion[];
+  /** Token for the next page; empty on the last page. */
+  nextPageToken: string;
+}
+
+/** IndexRequest asks for one page of the index. */
+export interface IndexRequest {
+  /** Only versions stored at or after this moment; unset for every stored version. */
+  since?:
+    | Date
+    | undefined;
+  /**
+   * Maximum number of entries to return: from 1 to the backend's maximum (10000 for the
+   * built-in backends); anything else is INVALID_ARGUMENT. A page may hold fewer.
+   */
+  limit: number;
+  /** The next_page_token of the previous page; empty for the first page. */
+  pageToken: string;
+}
+
+/** IndexEntry is one stored version and when it was stored. */
+export interface IndexEntry {
+  module: string;
+  version: string;
+  /** When the save completed, to the millisecond. */
+  storedAt?: Date | undefined;
+}
+
+/** IndexResponse is one page of the index. */
+export interface IndexResponse {
+  entries: IndexEntry[];
   /** Token for the next page; empty on the last page. */
   nextPageToken: string;
 }
@@ -1979,6 +2010,305 @@ export const CatalogResponse: MessageFns<CatalogResponse> = {
   },
 };
 
+function createBaseIndexRequest(): IndexRequest {
+  return { since: undefined, limit: 0, pageToken: "" };
+}
+
+export const IndexRequest: MessageFns<IndexRequest> = {
+  encode(message: IndexRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.since !== undefined) {
+      Timestamp.encode(toTimestamp(message.since), writer.uint32(10).fork()).join();
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).int32(message.limit);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IndexRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIndexRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.since = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IndexRequest {
+    return {
+      since: isSet(object.since) ? fromJsonTimestamp(object.since) : undefined,
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: IndexRequest): unknown {
+    const obj: any = {};
+    if (message.since !== undefined) {
+      obj.since = message.since.toISOString();
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<IndexRequest>, I>>(base?: I): IndexRequest {
+    return IndexRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IndexRequest>, I>>(object: I): IndexRequest {
+    const message = createBaseIndexRequest();
+    message.since = object.since ?? undefined;
+    message.limit = object.limit ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseIndexEntry(): IndexEntry {
+  return { module: "", version: "", storedAt: undefined };
+}
+
+export const IndexEntry: MessageFns<IndexEntry> = {
+  encode(message: IndexEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.module !== "") {
+      writer.uint32(10).string(message.module);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    if (message.storedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.storedAt), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IndexEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIndexEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.module = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.storedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IndexEntry {
+    return {
+      module: isSet(object.module) ? globalThis.String(object.module) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      storedAt: isSet(object.storedAt)
+        ? fromJsonTimestamp(object.storedAt)
+        : isSet(object.stored_at)
+        ? fromJsonTimestamp(object.stored_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: IndexEntry): unknown {
+    const obj: any = {};
+    if (message.module !== "") {
+      obj.module = message.module;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.storedAt !== undefined) {
+      obj.storedAt = message.storedAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<IndexEntry>, I>>(base?: I): IndexEntry {
+    return IndexEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IndexEntry>, I>>(object: I): IndexEntry {
+    const message = createBaseIndexEntry();
+    message.module = object.module ?? "";
+    message.version = object.version ?? "";
+    message.storedAt = object.storedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseIndexResponse(): IndexResponse {
+  return { entries: [], nextPageToken: "" };
+}
+
+export const IndexResponse: MessageFns<IndexResponse> = {
+  encode(message: IndexResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      IndexEntry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IndexResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIndexResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(IndexEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IndexResponse {
+    return {
+      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => IndexEntry.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: IndexResponse): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => IndexEntry.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<IndexResponse>, I>>(base?: I): IndexResponse {
+    return IndexResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IndexResponse>, I>>(object: I): IndexResponse {
+    const message = createBaseIndexResponse();
+    message.entries = object.entries?.map((e) => IndexEntry.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
 /**
  * StorageService serves immutable Go module content (the .info, go.mod and zip of a module
  * version) to the proxies, the crawler and the cache, over any storage backend.
@@ -2078,6 +2408,19 @@ export const StorageServiceService = {
     responseSerialize: (value: CatalogResponse): Buffer => Buffer.from(CatalogResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CatalogResponse => CatalogResponse.decode(value),
   },
+  /**
+   * Index pages through every stored module version in the order it was stored: by stored
+   * time (milliseconds), then module path, then version.
+   */
+  index: {
+    path: "/modproxy.storage.v1.StorageService/Index" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: IndexRequest): Buffer => Buffer.from(IndexRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): IndexRequest => IndexRequest.decode(value),
+    responseSerialize: (value: IndexResponse): Buffer => Buffer.from(IndexResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): IndexResponse => IndexResponse.decode(value),
+  },
 } as const;
 
 export interface StorageServiceServer extends UntypedServiceImplementation {
@@ -2104,6 +2447,11 @@ export interface StorageServiceServer extends UntypedServiceImplementation {
   delete: handleUnaryCall<DeleteRequest, DeleteResponse>;
   /** Catalog pages through every stored module version, ordered by module path then version. */
   catalog: handleUnaryCall<CatalogRequest, CatalogResponse>;
+  /**
+   * Index pages through every stored module version in the order it was stored: by stored
+   * time (milliseconds), then module path, then version.
+   */
+  index: handleUnaryCall<IndexRequest, IndexResponse>;
 }
 
 export interface StorageServiceClient extends Client {
@@ -2226,6 +2574,25 @@ export interface StorageServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CatalogResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Index pages through every stored module version in the order it was stored: by stored
+   * time (milliseconds), then module path, then version.
+   */
+  index(
+    request: IndexRequest,
+    callback: (error: ServiceError | null, response: IndexResponse) => void,
+  ): ClientUnaryCall;
+  index(
+    request: IndexRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: IndexResponse) => void,
+  ): ClientUnaryCall;
+  index(
+    request: IndexRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: IndexResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const StorageServiceClient = makeGenericClientConstructor(
@@ -2257,6 +2624,28 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = Math.trunc(date.getTime() / 1_000);
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (t.seconds || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
 
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
