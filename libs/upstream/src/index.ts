@@ -7,6 +7,7 @@ export * from './go-command';
 export * from './direct-upstream';
 export * from './create-upstream';
 export * from './upstream-config';
+export * from './observed-upstream';
 export { withDeadline } from './call-deadline';
 export { abortedByDeadline } from './abort-reason';
 export * from './crawl';

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { durationMs, positiveInt } from '@modproxy/config';
 import { checkPrefixPatterns, ModuleFilter } from '@modproxy/gomod';
 import { createUpstreamFromList } from './create-upstream';
+import type { UpstreamCallListener } from './observed-upstream';
 import { parseGoproxyList } from './parse-goproxy';
 import type { UpstreamChain } from './upstream-chain';
 
@@ -89,6 +90,8 @@ export interface UpstreamFromConfigOptions {
   fetchTimeoutMs: number;
   /** More environment for the go command (tests point git at fixture repositories). */
   goEnv?: Record<string, string>;
+  /** Told of every upstream call (for metrics). @default none */
+  onCall?: UpstreamCallListener;
 }
 
 /** The upstream the configuration describes; it never asks about a module the filter refuses. */
@@ -118,5 +121,6 @@ export function createUpstreamFromConfig(
       ...(config.UPSTREAM_AUTHORIZATION ? { headers: { authorization: config.UPSTREAM_AUTHORIZATION } } : {}),
     },
     moduleFilter: moduleFilterFromConfig(config),
+    ...(options.onCall ? { onCall: options.onCall } : {}),
   });
 }
