@@ -30,8 +30,9 @@ export function createServiceApp(options: ServiceAppOptions): express.Express {
     const stop = metrics.duration.startTimer();
     res.on('finish', () => {
       const route = String(res.locals['route'] ?? 'other');
-      stop({ route, method: req.method });
-      metrics.requests.inc({ route, method: req.method, status: String(res.statusCode) });
+      const labels = { route, method: httpMethodLabel(req.method), status: String(res.statusCode) };
+      stop(labels);
+      metrics.requests.inc(labels);
       const level = res.statusCode >= 500 ? 'warn' : 'debug';
       logger[level]({ method: req.method, path: req.path, status: res.statusCode, route }, 'request');
     });
@@ -98,6 +99,23 @@ export function finishServiceApp(app: express.Express, logger: Logger): express.
     sendText(res, 500, 'internal error\n');
   });
   return app;
+}
+
+/** Methods a client may send are many (any token); the label keeps the ones HTTP defines. */
+const KNOWN_METHODS = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'PATCH',
+  'OPTIONS',
+  'CONNECT',
+  'TRACE',
+]);
+
+function httpMethodLabel(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : 'other';
 }
 
 /** Aborts when the client disconnects before the answer is complete. */

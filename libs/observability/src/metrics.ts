@@ -5,7 +5,7 @@ export { Counter, Gauge, Histogram, Registry } from 'prom-client';
 export interface HttpMetrics {
   registry: Registry;
   requests: Counter<'route' | 'method' | 'status'>;
-  duration: Histogram<'route' | 'method'>;
+  duration: Histogram<'route' | 'method' | 'status'>;
 }
 
 /**
@@ -24,8 +24,8 @@ export function createHttpMetrics(prefix: string): HttpMetrics {
   });
   const duration = new Histogram({
     name: `${prefix}_http_request_duration_seconds`,
-    help: 'HTTP request latency by route template and method',
-    labelNames: ['route', 'method'] as const,
+    help: 'HTTP request latency by route template, method and status code',
+    labelNames: ['route', 'method', 'status'] as const,
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [registry],
   });
