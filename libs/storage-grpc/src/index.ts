@@ -7,3 +7,5 @@ export { ZIP_CHUNK_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from './zip-chunks';
 export * from './serve-grpc';
 export * from './grpc-credentials';
 export { isLoopbackHost } from './loopback-host';
+export * from './grpc-call-observer';
+export * from './zip-bytes-observer';

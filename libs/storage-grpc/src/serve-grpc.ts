@@ -1,5 +1,6 @@
-import { Server, type ServerCredentials, type ServerOptions } from '@grpc/grpc-js';
+import { Server, type ServerCredentials, type ServerInterceptor, type ServerOptions } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
+import { observeGrpcCalls, type GrpcCallListener } from './grpc-call-observer';
 
 export interface ServeGrpcOptions {
   /** The name grpc.health.v1 reports for, beside the empty name that stands for the server. */
@@ -13,6 +14,10 @@ export interface ServeGrpcOptions {
   serverOptions: ServerOptions;
   /** How long `close()` lets running calls finish before cutting them off. */
   shutdownGraceMs: number;
+  /** Told of every call but health checks (method, code, result, duration). @default none */
+  onCall?: GrpcCallListener;
+  /** More interceptors, after the one that times calls. @default none */
+  interceptors?: ServerInterceptor[];
 }
 
 export interface ServedGrpc {
@@ -32,7 +37,16 @@ function address(host: string, port: number): string {
 
 /** A gRPC server with grpc.health.v1 and a graceful, bounded shutdown: what every service here runs. */
 export async function serveGrpc(options: ServeGrpcOptions): Promise<ServedGrpc> {
-  const server = new Server(options.serverOptions);
+  const interceptors = [
+    ...(options.onCall ? [observeGrpcCalls(options.onCall)] : []),
+    ...(options.interceptors ?? []),
+  ];
+  const server = new Server({
+    ...options.serverOptions,
+    ...(interceptors.length > 0
+      ? { interceptors: [...(options.serverOptions.interceptors ?? []), ...interceptors] }
+      : {}),
+  });
   options.register(server);
   const health = new HealthImplementation({ '': 'NOT_SERVING', [options.serviceName]: 'NOT_SERVING' });
   health.addToServer(server);

@@ -4,6 +4,8 @@ import { storageV1 } from '@modproxy/contracts';
 import type { ModuleStorage } from '@modproxy/storage';
 import { createStorageServiceHandlers, type StorageServiceOptions } from './storage-service';
 import { grpcServerCredentials, type GrpcServerTls } from './grpc-credentials';
+import type { GrpcCallListener } from './grpc-call-observer';
+import { observeZipBytes, type ZipBytesListener } from './zip-bytes-observer';
 import { serveGrpc } from './serve-grpc';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './zip-chunks';
 
@@ -36,6 +38,10 @@ export interface StorageGrpcServerOptions extends StorageServiceOptions {
   maxConnectionAgeGraceMs?: number;
   /** How long `close()` lets running calls finish before cutting them off. Default: 10000. */
   shutdownGraceMs?: number;
+  /** Told of every call but health checks (method, code, result, duration), for metrics. Default: none. */
+  onCall?: GrpcCallListener;
+  /** Told of zip bytes served and saved, for metrics. Default: none. */
+  zipBytes?: ZipBytesListener;
 }
 
 export interface StorageGrpcServer {
@@ -81,6 +87,8 @@ export async function startStorageGrpcServer(options: StorageGrpcServerOptions):
     credentials: grpcServerCredentials(options.tls),
     serverOptions,
     shutdownGraceMs,
+    ...(options.onCall ? { onCall: options.onCall } : {}),
+    ...(options.zipBytes ? { interceptors: [observeZipBytes(options.zipBytes)] } : {}),
   });
   return served;
 }

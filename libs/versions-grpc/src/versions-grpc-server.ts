@@ -1,5 +1,10 @@
 import type { Server } from '@grpc/grpc-js';
-import { grpcServerCredentials, serveGrpc, type GrpcServerTls } from '@modproxy/storage-grpc';
+import {
+  grpcServerCredentials,
+  serveGrpc,
+  type GrpcCallListener,
+  type GrpcServerTls,
+} from '@modproxy/storage-grpc';
 import { lathensV1 } from '@modproxy/contracts';
 import {
   createVersionServiceHandlers,
@@ -21,6 +26,8 @@ export interface VersionsGrpcServerOptions extends VersionServiceOptions {
   tls?: GrpcServerTls;
   /** How long `close()` lets running calls finish before cutting them off. Default: 10000. */
   shutdownGraceMs?: number;
+  /** Told of every call but health checks (method, code, result, duration), for metrics. Default: none. */
+  onCall?: GrpcCallListener;
 }
 
 export interface VersionsGrpcServer {
@@ -60,6 +67,7 @@ export async function startVersionsGrpcServer(
       'grpc.max_connection_age_grace_ms': 60_000,
     },
     shutdownGraceMs,
+    ...(options.onCall ? { onCall: options.onCall } : {}),
   });
   return { port: served.port, server: served.server, setServing: served.setServing, close: served.close };
 }
