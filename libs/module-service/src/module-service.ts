@@ -26,6 +26,11 @@ export interface ModuleServiceEvents {
   fetchFailed?(module: string, version: string, error: ModuleError): void;
   /** A stored version could not be announced to the list/latest provider. */
   observeFailed?(module: string, version: string, error: ModuleError): void;
+  /**
+   * A canonical version's .info, .mod or .zip was read: `storage` when storage held it (a
+   * hit), `fetched` when it had to be fetched first (a miss). Failed reads are not told.
+   */
+  read?(endpoint: 'info' | 'mod' | 'zip', source: 'storage' | 'fetched'): void;
 }
 
 export interface ModuleServiceOptions {
@@ -119,7 +124,7 @@ export class ModuleService {
   ): Promise<{ info: Buffer; immutable: boolean }> {
     this.admit('module.info', module, versionOrQuery);
     if (isCanonicalVersion(versionOrQuery)) {
-      const info = await this.readStored(module, versionOrQuery, options, () =>
+      const info = await this.readStored('info', module, versionOrQuery, options, () =>
         this.storage.info(module, versionOrQuery, options),
       );
       return { info, immutable: true };
@@ -154,13 +159,13 @@ export class ModuleService {
   async mod(module: string, version: string, options: CallOptions = {}): Promise<Buffer> {
     this.admit('module.mod', module, version);
     validateVersion(module, version, 'module.mod');
-    return this.readStored(module, version, options, () => this.storage.mod(module, version, options));
+    return this.readStored('mod', module, version, options, () => this.storage.mod(module, version, options));
   }
 
   async zip(module: string, version: string, options: CallOptions = {}): Promise<ZipContent> {
     this.admit('module.zip', module, version);
     validateVersion(module, version, 'module.zip');
-    return this.readStored(module, version, options, () => this.storage.zip(module, version, options));
+    return this.readStored('zip', module, version, options, () => this.storage.zip(module, version, options));
   }
 
   /** Makes sure a canonical version is stored, fetching it once for all concurrent callers. */
@@ -224,20 +229,25 @@ export class ModuleService {
    * path, which is almost every request.
    */
   private async readStored<T>(
+    endpoint: 'info' | 'mod' | 'zip',
     module: string,
     version: string,
     options: CallOptions,
     read: () => Promise<T>,
   ): Promise<T> {
     try {
-      return await read();
+      const stored = await read();
+      this.events.read?.(endpoint, 'storage');
+      return stored;
     } catch (error) {
       if (!isModuleError(error, 'not-found')) throw error;
     }
     // Storage just said it has no such version: straight to fetching (which checks once more,
     // inside the shared fetch, for another replica's save).
     await this.fetchMissing(module, version, options);
-    return read();
+    const fetched = await read();
+    this.events.read?.(endpoint, 'fetched');
+    return fetched;
   }
 
   private async fetchAndStore(module: string, version: string): Promise<void> {

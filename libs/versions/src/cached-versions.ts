@@ -58,6 +58,12 @@ export interface CachedVersionsEvents {
   storeFailed?(operation: string, error: unknown): void;
   /** A background revalidation could not be queued or failed. */
   revalidationFailed?(module: string, error: unknown): void;
+  /**
+   * A refresh waited for one already under way instead of asking upstream itself: in this
+   * process (`process`: it joined the running refresh), or on another replica (`replica`: the
+   * store's lease was held, so it polled for that replica's answer).
+   */
+  coalesced?(kind: AnswerKind, scope: 'process' | 'replica'): void;
 }
 
 export interface CachedVersionsOptions {
@@ -405,6 +411,7 @@ export class CachedVersions implements VersionsProvider {
 
   /** One refresh per answer per process at a time; across processes, the store's lease. */
   private refreshShared(kind: AnswerKind, module: string): Promise<Resolution> {
+    if (this.refreshes.has(`${kind} ${module}`)) this.events.coalesced?.(kind, 'process');
     return this.shared(this.refreshes, kind, module, () => this.refresh(kind, module));
   }
 
@@ -412,6 +419,7 @@ export class CachedVersions implements VersionsProvider {
     const deadline = this.now() + this.waitTimeoutMs;
     const token = randomUUID();
     let pause = 5;
+    let waited = false;
     for (;;) {
       const entry = await this.store.read(kind, module);
       const decided = this.decide(kind, module, entry, this.now(), false);
@@ -429,6 +437,10 @@ export class CachedVersions implements VersionsProvider {
             .releaseLease(kind, module, token)
             .catch((error: unknown) => this.events.storeFailed?.('release', error));
         }
+      }
+      if (!waited) {
+        waited = true;
+        this.events.coalesced?.(kind, 'replica');
       }
       const left = deadline - this.now();
       if (left <= 0) {
