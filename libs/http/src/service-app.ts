@@ -1,6 +1,6 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { redactText } from '@modproxy/config';
-import { httpStatusForKind, isModuleError } from '@modproxy/errors';
+import { httpStatusForKind, isModuleError, type ModuleError } from '@modproxy/errors';
 import type { HttpMetrics, Logger } from '@modproxy/observability';
 
 export interface ServiceAppOptions {
@@ -74,7 +74,7 @@ export function finishServiceApp(app: express.Express, logger: Logger): express.
     if (isModuleError(error)) {
       const status = httpStatusForKind(error.kind);
       if (status >= 500) {
-        logger.warn(
+        logger[error.kind === 'internal' ? 'error' : 'warn'](
           {
             kind: error.kind,
             op: error.op,
@@ -91,6 +91,8 @@ export function finishServiceApp(app: express.Express, logger: Logger): express.
       if (error.retryAfterSeconds !== undefined) {
         res.setHeader('Retry-After', String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
       }
+      // An internal failure's message is ours (file paths, database errors): logged, not sent.
+      if (error.kind === 'internal') return sendText(res, status, `${internalErrorText(error)}\n`);
       // The message is the client's; an adapter's text quoting a URL still loses its userinfo.
       return sendText(res, status, `${redactText(error.message)}\n`);
     }
@@ -116,6 +118,11 @@ const KNOWN_METHODS = new Set([
 
 function httpMethodLabel(method: string): string {
   return KNOWN_METHODS.has(method) ? method : 'other';
+}
+
+function internalErrorText(error: ModuleError): string {
+  const subject = error.module ? `${error.module}${error.version ? `@${error.version}` : ''}: ` : '';
+  return `${subject}internal error (the server logged the details)`;
 }
 
 /** Aborts when the client disconnects before the answer is complete. */
