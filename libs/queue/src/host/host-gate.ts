@@ -26,6 +26,13 @@ export interface HostGateOptions<T> {
   contentionDelayMs?: number;
   /** @default 10000 with a `queue`, else 5000 */
   maxContentionDelayMs?: number;
+  /**
+   * With a `queue`, a job that waits in a line of others has its own timer pushed out in
+   * proportion (one more step per concurrency's worth of jobs ahead), up to this: its timer is
+   * only for a wake that never comes (the releasing process died), and timers firing while the
+   * line is long would each cost a refusal. @default 60000
+   */
+  maxLineDelayMs?: number;
   /** Told when a job is moved back to delayed. */
   onDeferred?(job: Job<T>, decision: Extract<HostDecision, { granted: false }>, delayMs: number): void;
   /** Told when giving a slot back failed (the lease then expires by itself). */
@@ -45,6 +52,7 @@ export class HostGate<T = unknown> {
   private readonly classify: (error: unknown) => HostOutcome;
   private readonly contentionDelayMs: number;
   private readonly maxContentionDelayMs: number;
+  private readonly maxLineDelayMs: number;
   private readonly random: () => number;
 
   constructor(private readonly options: HostGateOptions<T>) {
@@ -56,6 +64,7 @@ export class HostGate<T = unknown> {
       this.contentionDelayMs,
       options.maxContentionDelayMs ?? (woken ? 10_000 : 5_000),
     );
+    this.maxLineDelayMs = Math.max(this.maxContentionDelayMs, options.maxLineDelayMs ?? 60_000);
     this.random = options.random ?? Math.random;
   }
 
@@ -78,11 +87,17 @@ export class HostGate<T = unknown> {
     if (host === undefined) return work();
     const decision = await this.politeness.acquire(host);
     if (!decision.granted) {
-      const delayMs = this.deferral(job, decision.retryAfterMs);
+      const queue = this.options.queue;
+      const inLine = decision.reason === 'concurrency' && queue !== undefined && job.id !== undefined;
+      let delayMs = this.deferral(job, decision.retryAfterMs);
+      if (inLine) {
+        const ahead = await this.politeness.lineLength(decision.host, queue.name);
+        const slots = this.politeness.limits.limitFor(decision.host).concurrency;
+        delayMs = Math.min(this.maxLineDelayMs, Math.ceil(delayMs * (1 + ahead / slots)));
+      }
       await job.moveToDelayed(Date.now() + delayMs, token);
       // In line only once it is delayed, so whoever wakes it finds it there.
-      if (decision.reason === 'concurrency' && this.options.queue && job.id !== undefined)
-        await this.politeness.park(decision.host, this.options.queue.name, job.id);
+      if (inLine && job.id !== undefined) await this.politeness.park(decision.host, queue.name, job.id);
       this.options.onDeferred?.(job, decision, delayMs);
       throw new DelayedError(`host ${decision.host}: ${decision.reason}; retry in ${delayMs} ms`);
     }

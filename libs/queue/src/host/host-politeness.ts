@@ -163,6 +163,11 @@ export class HostPoliteness {
       .exec();
   }
 
+  /** Jobs in the host's line for `queue` now (some may have been woken by their timers since). */
+  async lineLength(host: string, queue: string): Promise<number> {
+    return this.redis.llen(this.parkedKey(normalizeHost(host), queue));
+  }
+
   /** The job that has waited longest for a slot of `host` in `queue`, taken out of the line. */
   async nextParked(host: string, queue: string): Promise<string | undefined> {
     return (await this.redis.lpop(this.parkedKey(normalizeHost(host), queue))) ?? undefined;
