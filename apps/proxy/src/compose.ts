@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ModuleService } from '@modproxy/module-service';
-import { createHttpMetrics, Counter, type Logger } from '@modproxy/observability';
+import type { Logger } from '@modproxy/observability';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage } from '@modproxy/storage-grpc';
 import type { ModuleError } from '@modproxy/errors';
@@ -16,6 +16,7 @@ import { GrpcVersions } from '@modproxy/versions-grpc';
 import { createUpstreamFromConfig, moduleFilterFromConfig, type Upstream } from '@modproxy/upstream';
 import type { ProxyConfig } from './config';
 import { createProxyApp } from './http/proxy-app';
+import { ProxyMetrics } from './proxy-metrics';
 
 export interface ComposeOverrides {
   /** Extra environment for the go command (tests point git at fixture repositories). */
@@ -39,31 +40,15 @@ export async function composeProxy(
   overrides: ComposeOverrides = {},
 ): Promise<ProxyComposition> {
   const storage = overrides.storage ?? (await createStorage(config));
+  const proxyMetrics = new ProxyMetrics();
+  const metrics = proxyMetrics.http;
   const upstream = createUpstreamFromConfig(config, {
     fetchTimeoutMs: config.FETCH_TIMEOUT_MS,
     ...(overrides.goEnv ? { goEnv: overrides.goEnv } : {}),
-  });
-  const metrics = createHttpMetrics('modproxy');
-  const fetches = new Counter({
-    name: 'modproxy_fetches_total',
-    help: 'Module versions fetched from upstream, by result',
-    labelNames: ['result'] as const,
-    registers: [metrics.registry],
-  });
-  const staleAnswers = new Counter({
-    name: 'modproxy_stale_answers_total',
-    help: 'list/latest answers served stale (from cache or storage) because upstream failed',
-    labelNames: ['operation'] as const,
-    registers: [metrics.registry],
-  });
-  const lathensFailovers = new Counter({
-    name: 'modproxy_lathens_failovers_total',
-    help: 'list/latest answered without lathens because it could not answer',
-    labelNames: ['operation'] as const,
-    registers: [metrics.registry],
+    onCall: proxyMetrics.upstreamCall,
   });
   const onStale = (module: string, operation: 'list' | 'latest', error: ModuleError) => {
-    staleAnswers.inc({ operation });
+    proxyMetrics.staleAnswer(operation);
     logger.warn(
       { module, operation, kind: error.kind, op: error.op, detail: error.detail, err: error.message },
       'upstream failed; served a stale answer',
@@ -76,7 +61,7 @@ export async function composeProxy(
     {
       onStale,
       onFailover: (operation, error) => {
-        lathensFailovers.inc({ operation });
+        proxyMetrics.lathensFailover(operation);
         logger.warn(
           { operation, kind: error.kind, err: error.message },
           'lathens unavailable; answered from storage and upstream',
@@ -94,11 +79,11 @@ export async function composeProxy(
     moduleFilter: moduleFilterFromConfig(config),
     events: {
       fetched: (module, version, durationMs) => {
-        fetches.inc({ result: 'stored' });
+        proxyMetrics.fetched(durationMs);
         logger.info({ module, version, durationMs }, 'fetched and stored');
       },
       fetchFailed: (module, version, error) => {
-        fetches.inc({ result: error.kind });
+        proxyMetrics.fetchFailed(error);
         // op and detail say which upstream failed and how (a timeout of the go command or of a
         // proxy included); the detail is redacted where it is made.
         logger.warn(
@@ -114,6 +99,7 @@ export async function composeProxy(
       },
     },
   });
+  proxyMetrics.watchFetchesInFlight(() => service.fetchesInFlight);
   let shuttingDown = false;
   const app = createProxyApp({
     service,

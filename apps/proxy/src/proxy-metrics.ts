@@ -1,0 +1,104 @@
+import type { ModuleError } from '@modproxy/errors';
+import {
+  Counter,
+  createHttpMetrics,
+  createUpstreamMetrics,
+  Gauge,
+  Histogram,
+  type HttpMetrics,
+  type UpstreamCallSample,
+} from '@modproxy/observability';
+
+/**
+ * The proxy's metrics beside the HTTP ones. Labels are endpoints, results and causes: a
+ * bounded set, never a module path or a version.
+ */
+export class ProxyMetrics {
+  readonly http: HttpMetrics;
+  /** Give to the upstream (`onCall`). */
+  readonly upstreamCall: (call: UpstreamCallSample) => void;
+  private readonly fetches: Counter<'result'>;
+  private readonly fetchDuration: Histogram;
+  private readonly cache: Counter<'endpoint' | 'result'>;
+  private readonly staleAnswers: Counter<'operation'>;
+  private readonly lathensFailovers: Counter<'operation'>;
+
+  constructor() {
+    this.http = createHttpMetrics('modproxy');
+    const registers = [this.http.registry];
+    this.upstreamCall = createUpstreamMetrics(this.http.registry, 'modproxy');
+    this.fetches = new Counter({
+      name: 'modproxy_fetches_total',
+      help: 'Module versions fetched from upstream, by result (stored, or the error kind)',
+      labelNames: ['result'] as const,
+      registers,
+    });
+    this.fetchDuration = new Histogram({
+      name: 'modproxy_fetch_duration_seconds',
+      help: 'How long fetching and storing one module version took (upstream, verification, save)',
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers,
+    });
+    this.cache = new Counter({
+      name: 'modproxy_cache_requests_total',
+      help: '.info, .mod and .zip of canonical versions by endpoint and result: hit (served from storage) or miss (fetched first)',
+      labelNames: ['endpoint', 'result'] as const,
+      registers,
+    });
+    this.staleAnswers = new Counter({
+      name: 'modproxy_stale_answers_total',
+      help: 'list/latest answers served stale (from cache or storage) because upstream failed',
+      labelNames: ['operation'] as const,
+      registers,
+    });
+    this.lathensFailovers = new Counter({
+      name: 'modproxy_lathens_failovers_total',
+      help: 'list/latest answered without lathens because it could not answer',
+      labelNames: ['operation'] as const,
+      registers,
+    });
+    // Every series a rate or an alert reads exists from the start, at zero.
+    for (const endpoint of ['info', 'mod', 'zip']) {
+      for (const result of ['hit', 'miss']) this.cache.inc({ endpoint, result }, 0);
+    }
+    for (const operation of ['list', 'latest']) {
+      this.staleAnswers.inc({ operation }, 0);
+      this.lathensFailovers.inc({ operation }, 0);
+    }
+    this.fetches.inc({ result: 'stored' }, 0);
+  }
+
+  /** Fetches under way right now, read at scrape time. */
+  watchFetchesInFlight(read: () => number): void {
+    new Gauge({
+      name: 'modproxy_fetches_in_flight',
+      help: 'Module versions being fetched right now (concurrent requests for one version share one fetch)',
+      registers: [this.http.registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  }
+
+  fetched(durationMs: number): void {
+    this.fetches.inc({ result: 'stored' });
+    this.fetchDuration.observe(durationMs / 1_000);
+  }
+
+  fetchFailed(error: ModuleError): void {
+    this.fetches.inc({ result: error.kind });
+  }
+
+  /** A canonical version's .info, .mod or .zip was served: from storage (a hit) or fetched first (a miss). */
+  served(endpoint: 'info' | 'mod' | 'zip', source: 'storage' | 'fetched'): void {
+    this.cache.inc({ endpoint, result: source === 'storage' ? 'hit' : 'miss' });
+  }
+
+  staleAnswer(operation: 'list' | 'latest'): void {
+    this.staleAnswers.inc({ operation });
+  }
+
+  lathensFailover(operation: 'list' | 'latest'): void {
+    this.lathensFailovers.inc({ operation });
+  }
+}
