@@ -37,13 +37,12 @@ function asObject(name: JobName, data: unknown): Record<string, unknown> {
   return data as Record<string, unknown>;
 }
 
-function checkModule(name: JobName, module: string): void {
+function checkModule(module: string): void {
   try {
     checkModulePath(module);
   } catch (error) {
     throw toModuleError(error, OP, { module });
   }
-  if (module === '') throw errors.invalidArgument(OP, `${name} job has no module`);
 }
 
 function checkTraceContext(name: JobName, traceContext: TraceContext): void {
@@ -84,7 +83,7 @@ function contract<N extends JobName>(
  */
 export const jobContracts: { [N in JobName]: JobContract<N> } = {
   FetchVersion: contract('FetchVersion', FETCH_QUEUE, jobsV1.FetchVersion, (message) => {
-    checkModule('FetchVersion', message.module);
+    checkModule(message.module);
     if (!isCanonicalVersion(message.version)) {
       throw errors.invalidArgument(
         OP,
@@ -103,7 +102,7 @@ export const jobContracts: { [N in JobName]: JobContract<N> } = {
     checkTraceContext('FetchVersion', message.traceContext);
   }),
   CrawlModule: contract('CrawlModule', CRAWL_QUEUE, jobsV1.CrawlModule, (message) => {
-    checkModule('CrawlModule', message.module);
+    checkModule(message.module);
     if (
       message.reason === jobsV1.CrawlReason.UNRECOGNIZED ||
       message.reason === jobsV1.CrawlReason.CRAWL_REASON_UNSPECIFIED
@@ -113,7 +112,7 @@ export const jobContracts: { [N in JobName]: JobContract<N> } = {
     checkTraceContext('CrawlModule', message.traceContext);
   }),
   RefreshList: contract('RefreshList', CRAWL_QUEUE, jobsV1.RefreshList, (message) => {
-    checkModule('RefreshList', message.module);
+    checkModule(message.module);
     checkTraceContext('RefreshList', message.traceContext);
   }),
 };

@@ -189,7 +189,7 @@ export class JobWorker<N extends JobName> {
       if (this.handingBack && context.signal.aborted) {
         // Back to waiting without spending an attempt; if that fails, the lock expires and
         // stalled-job recovery puts it back all the same.
-        await job.moveToWait(token);
+        await job.moveToWait(token).catch(() => undefined);
         ended('handed-back');
         throw new WaitingError();
       }
