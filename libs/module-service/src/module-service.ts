@@ -1,45 +1,53 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
-import { errors, isModuleError, ModuleError, toModuleError } from '@modproxy/errors';
+import { errors, isModuleError, toModuleError } from '@modproxy/errors';
 import { checkModulePath, isCanonicalVersion, isValidVersionQuery, ModuleFilter } from '@modproxy/gomod';
-import { verifyGoModMatches, verifyModuleZip } from '@modproxy/modzip';
 import type { CallOptions, ModuleStorage, ZipContent } from '@modproxy/storage';
-import type { FetchedVersion, Upstream } from '@modproxy/upstream';
-import { ExpiringMap, type LatestAnswer, type ListAnswer, type VersionsProvider } from '@modproxy/versions';
+import type { Upstream } from '@modproxy/upstream';
+import {
+  ExpiringMap,
+  UpstreamVersions,
+  type LatestAnswer,
+  type ListAnswer,
+  type VersionsProvider,
+} from '@modproxy/versions';
+import { DownloadPolicy, redirects, type DownloadMode } from './download-policy';
+import { InProcessFetcher, type InProcessFetcherEvents } from './in-process-fetcher';
+import { parseInfo, sharedWorkError } from './module-errors';
+import { RedirectToUpstream } from './redirect-to-upstream';
 import { SingleFlight, waitFor } from './single-flight';
+import type { VersionFetcher } from './version-fetcher';
 import { WorkDeadline } from './work-deadline';
 
-/**
- * What a request for a version we do not hold does:
- * - `sync`: fetch it from upstream now (once, however many ask), store it, serve it;
- * - `async`: start that fetch in the background and answer not-found, so the go command
- *   falls through to its next GOPROXY entry;
- * - `none`: never fetch; serve only what storage holds (list and latest too).
- */
-export type DownloadMode = 'sync' | 'async' | 'none';
+export type { DownloadMode } from './download-policy';
 
-export interface ModuleServiceEvents {
-  /** A version was fetched from upstream and stored. */
-  fetched?(module: string, version: string, durationMs: number): void;
-  /** A fetch from upstream failed (the failure is not cached). */
-  fetchFailed?(module: string, version: string, error: ModuleError): void;
-  /** A stored version could not be announced to the list/latest provider. */
-  observeFailed?(module: string, version: string, error: ModuleError): void;
+export interface ModuleServiceEvents extends InProcessFetcherEvents {
   /**
-   * A canonical version's .info, .mod or .zip was read: `storage` when storage held it (a
-   * hit), `fetched` when it had to be fetched first (a miss). Failed reads are not told.
+   * A client asked about `module` in a way that says it is in use: list, latest, or a version
+   * that is not stored (for crawling recently requested modules more often).
    */
-  read?(endpoint: 'info' | 'mod' | 'zip', source: 'storage' | 'fetched'): void;
+  requested?(module: string): void;
+}
+
+/** Per-call options of the info, go.mod and zip reads. */
+export interface ReadOptions extends CallOptions {
+  /** Told when the version was not stored and this call had it fetched (or waited for its fetch). */
+  onFetched?(): void;
 }
 
 export interface ModuleServiceOptions {
   storage: ModuleStorage;
+  /** Resolves version queries (`.info` for a branch or commit), and fetches in process. */
   upstream: Upstream;
   /** Answers `/@v/list` and `/@latest`, and hears of every version stored. */
   versions: VersionsProvider;
-  /** Default `sync`. */
+  /** One download mode for every module. Default `sync`; {@link downloadPolicy} wins. */
   downloadMode?: DownloadMode;
+  /** The download mode (and redirect target) per module pattern. Default: {@link downloadMode} for all. */
+  downloadPolicy?: DownloadPolicy;
+  /**
+   * How a missing version is fetched. Default: an {@link InProcessFetcher} over `storage`,
+   * `upstream` and `versions`, with `fetchTimeoutMs` and the fetch events.
+   */
+  fetcher?: VersionFetcher;
   /**
    * Deadline for one whole fetch (info, go.mod, zip, verification, save), and for resolving a
    * version query (a branch or commit may need a clone). @default 300000
@@ -58,11 +66,6 @@ export interface ModuleServiceOptions {
 /** Resolved version queries remembered at most, the least recently used going first. */
 const QUERY_CACHE_ENTRIES = 1_000;
 
-interface InfoJson {
-  Version: string;
-  Time?: string;
-}
-
 /**
  * The GOPROXY protocol, independent of transport: answers list, latest, info, go.mod and zip
  * requests from storage, fetching what is missing from upstream under the download mode.
@@ -72,12 +75,14 @@ export class ModuleService {
   private readonly storage: ModuleStorage;
   private readonly upstream: Upstream;
   private readonly versions: VersionsProvider;
-  private readonly mode: DownloadMode;
+  /** list/latest of modules whose mode is `none`: what storage holds, nothing else. */
+  private readonly storedVersions: VersionsProvider;
+  private readonly policy: DownloadPolicy;
+  private readonly fetcher: VersionFetcher;
   private readonly fetchTimeoutMs: number;
   private readonly queryCacheTtlMs: number;
   private readonly filter: ModuleFilter;
   private readonly events: ModuleServiceEvents;
-  private readonly fetches = new SingleFlight<void>();
   private readonly queries = new SingleFlight<Buffer>();
   private readonly resolvedQueries = new ExpiringMap<Buffer>(QUERY_CACHE_ENTRIES);
 
@@ -85,32 +90,50 @@ export class ModuleService {
     this.storage = options.storage;
     this.upstream = options.upstream;
     this.versions = options.versions;
-    this.mode = options.downloadMode ?? 'sync';
+    this.storedVersions = new UpstreamVersions({ storage: options.storage });
+    this.policy = options.downloadPolicy ?? DownloadPolicy.uniform(options.downloadMode ?? 'sync');
     this.fetchTimeoutMs = options.fetchTimeoutMs ?? 300_000;
     this.queryCacheTtlMs = options.queryCacheTtlMs ?? 10_000;
     this.filter = options.moduleFilter ?? new ModuleFilter();
     this.events = options.events ?? {};
+    this.fetcher =
+      options.fetcher ??
+      new InProcessFetcher({
+        storage: options.storage,
+        upstream: options.upstream,
+        versions: options.versions,
+        fetchTimeoutMs: this.fetchTimeoutMs,
+        events: this.events,
+      });
   }
 
+  /** The mode of modules no download rule names. */
   get downloadMode(): DownloadMode {
-    return this.mode;
+    return this.policy.defaultMode;
   }
 
-  /** Fetches under way, for metrics and readiness. */
+  /** The mode (and redirect target) that applies to `module`. */
+  downloadModeOf(module: string) {
+    return this.policy.decide(module);
+  }
+
+  /** Fetches under way in this process, for metrics and readiness (0 when crathens fetches). */
   get fetchesInFlight(): number {
-    return this.fetches.size;
+    return this.fetcher instanceof InProcessFetcher ? this.fetcher.inFlight : 0;
   }
 
   /** Tagged versions, stored ones always included, pseudo-versions never. */
   async list(module: string, options: CallOptions = {}): Promise<ListAnswer> {
     this.admit('module.list', module);
-    return this.versions.list(module, options);
+    this.events.requested?.(module);
+    return this.versionsOf(module).list(module, options);
   }
 
   /** The `.info` of the latest version. */
   async latest(module: string, options: CallOptions = {}): Promise<LatestAnswer> {
     this.admit('module.latest', module);
-    return this.versions.latest(module, options);
+    this.events.requested?.(module);
+    return this.versionsOf(module).latest(module, options);
   }
 
   /**
@@ -120,11 +143,11 @@ export class ModuleService {
   async info(
     module: string,
     versionOrQuery: string,
-    options: CallOptions = {},
+    options: ReadOptions = {},
   ): Promise<{ info: Buffer; immutable: boolean }> {
     this.admit('module.info', module, versionOrQuery);
     if (isCanonicalVersion(versionOrQuery)) {
-      const info = await this.readStored('info', module, versionOrQuery, options, () =>
+      const info = await this.readStored(module, versionOrQuery, options, () =>
         this.storage.info(module, versionOrQuery, options),
       );
       return { info, immutable: true };
@@ -135,7 +158,8 @@ export class ModuleService {
         version: versionOrQuery,
       });
     }
-    if (this.mode === 'none') {
+    const decision = this.policy.decide(module);
+    if (decision.mode === 'none') {
       throw errors.notFound(
         'module.info',
         `module ${module}: version query ${versionOrQuery} is not resolved in offline mode`,
@@ -144,6 +168,9 @@ export class ModuleService {
           version: versionOrQuery,
         },
       );
+    }
+    if (decision.redirectUrl !== undefined) {
+      throw new RedirectToUpstream(decision.redirectUrl, module, versionOrQuery);
     }
     const key = `${module}@${versionOrQuery}`;
     const remembered = this.resolvedQueries.get(key);
@@ -156,19 +183,22 @@ export class ModuleService {
     return { info, immutable: false };
   }
 
-  async mod(module: string, version: string, options: CallOptions = {}): Promise<Buffer> {
+  async mod(module: string, version: string, options: ReadOptions = {}): Promise<Buffer> {
     this.admit('module.mod', module, version);
     validateVersion(module, version, 'module.mod');
-    return this.readStored('mod', module, version, options, () => this.storage.mod(module, version, options));
+    return this.readStored(module, version, options, () => this.storage.mod(module, version, options));
   }
 
-  async zip(module: string, version: string, options: CallOptions = {}): Promise<ZipContent> {
+  async zip(module: string, version: string, options: ReadOptions = {}): Promise<ZipContent> {
     this.admit('module.zip', module, version);
     validateVersion(module, version, 'module.zip');
-    return this.readStored('zip', module, version, options, () => this.storage.zip(module, version, options));
+    return this.readStored(module, version, options, () => this.storage.zip(module, version, options));
   }
 
-  /** Makes sure a canonical version is stored, fetching it once for all concurrent callers. */
+  /**
+   * Makes sure a canonical version is stored, fetching it as the download mode says (once for
+   * all concurrent callers).
+   */
   async ensureStored(module: string, version: string, options: CallOptions = {}): Promise<void> {
     this.admit('module.fetch', module, version);
     validateVersion(module, version, 'module.fetch');
@@ -180,6 +210,11 @@ export class ModuleService {
   private admit(op: string, module: string, version?: string): void {
     validateModule(module);
     this.filter.check(op, module, version);
+  }
+
+  /** `none` serves only what is stored, list and latest included. */
+  private versionsOf(module: string): VersionsProvider {
+    return this.policy.decide(module).mode === 'none' ? this.storedVersions : this.versions;
   }
 
   /**
@@ -208,20 +243,26 @@ export class ModuleService {
     }
   }
 
-  /** A version storage does not hold: fetched (or not) as the download mode says. */
+  /** A version storage does not hold: fetched (or not, or redirected) as the download mode says. */
   private async fetchMissing(module: string, version: string, options: CallOptions): Promise<void> {
-    if (this.mode === 'none') {
+    const { mode, redirectUrl } = this.policy.decide(module);
+    if (mode === 'none') {
       throw errors.notFound('module.fetch', `${module}@${version} is not stored`, { module, version });
     }
-    const fetch = this.fetches.run(`${module}@${version}`, () => this.fetchAndStore(module, version));
-    if (this.mode === 'async') {
-      fetch.catch(() => undefined);
+    this.events.requested?.(module);
+    if (mode === 'async' || mode === 'async_redirect') {
+      this.fetcher.enqueue(module, version).catch((error: unknown) => {
+        this.events.fetchFailed?.(module, version, sharedWorkError(error, 'module.fetch', module, version));
+      });
+    }
+    if (redirects(mode)) throw new RedirectToUpstream(redirectUrl ?? '', module, version);
+    if (mode === 'async') {
       throw errors.notFound('module.fetch', `${module}@${version} is being fetched; try again shortly`, {
         module,
         version,
       });
     }
-    await waitFor(fetch, options.signal, { op: 'module.fetch', module, version });
+    await this.fetcher.fetch(module, version, options);
   }
 
   /**
@@ -229,110 +270,22 @@ export class ModuleService {
    * path, which is almost every request.
    */
   private async readStored<T>(
-    endpoint: 'info' | 'mod' | 'zip',
     module: string,
     version: string,
-    options: CallOptions,
+    options: ReadOptions,
     read: () => Promise<T>,
   ): Promise<T> {
     try {
-      const stored = await read();
-      this.events.read?.(endpoint, 'storage');
-      return stored;
+      return await read();
     } catch (error) {
       if (!isModuleError(error, 'not-found')) throw error;
     }
     // Storage just said it has no such version: straight to fetching (which checks once more,
     // inside the shared fetch, for another replica's save).
     await this.fetchMissing(module, version, options);
-    const fetched = await read();
-    this.events.read?.(endpoint, 'fetched');
-    return fetched;
+    options.onFetched?.();
+    return read();
   }
-
-  private async fetchAndStore(module: string, version: string): Promise<void> {
-    const started = Date.now();
-    const deadline = new WorkDeadline(this.fetchTimeoutMs);
-    const { signal } = deadline;
-    try {
-      // Another replica may have stored it while this one was deciding to fetch.
-      if (await this.storage.exists(module, version, { signal })) return;
-      const fetched = await this.upstream.fetch(module, version, { signal });
-      try {
-        const zipSha256 = await this.verify(fetched, module, version, signal);
-        await this.storage.save(
-          { module, version, info: fetched.info, mod: fetched.mod, zip: fetched.openZip(), zipSha256 },
-          { signal },
-        );
-      } finally {
-        await fetched.release();
-      }
-      this.events.fetched?.(module, version, Date.now() - started);
-      // The version is stored and will be served; a list that misses it until its next refresh
-      // is the only cost of a failed observe, so it is reported, not thrown.
-      await this.versions
-        .observe(module, version)
-        .catch((error: unknown) =>
-          this.events.observeFailed?.(module, version, toModuleError(error, 'module.observe')),
-        );
-    } catch (error) {
-      if (isModuleError(error, 'already-exists')) return;
-      const failure = sharedWorkError(error, 'module.fetch', module, version);
-      this.events.fetchFailed?.(module, version, failure);
-      throw failure;
-    } finally {
-      deadline.dispose();
-    }
-  }
-
-  /** Nothing is stored that breaks the module zip rules or disagrees with itself. */
-  private async verify(
-    fetched: FetchedVersion,
-    module: string,
-    version: string,
-    signal: AbortSignal,
-  ): Promise<string> {
-    const op = 'module.verify';
-    if (fetched.version !== version) {
-      throw errors.badGateway(op, `upstream returned ${fetched.version} for ${version}`, { module, version });
-    }
-    const info = parseInfo(fetched.info, op, module);
-    if (info.Version !== version) {
-      throw errors.badGateway(op, `upstream .info names ${info.Version}, not ${version}`, {
-        module,
-        version,
-      });
-    }
-    try {
-      const zip = await verifyModuleZip(fetched.zipPath, module, version, { signal });
-      verifyGoModMatches(zip.goMod, fetched.mod, module, version);
-    } catch (error) {
-      if (isModuleError(error, 'invalid-argument')) {
-        throw errors.badGateway(op, `upstream served an invalid module: ${error.message}`, {
-          module,
-          version,
-          cause: error,
-        });
-      }
-      throw error;
-    }
-    return sha256File(fetched.zipPath, signal);
-  }
-}
-
-/**
- * An error of work shared by every caller (a fetch, a query resolution): no caller can cancel
- * it, so a cancellation inside it can only be its own deadline, and is reported as `timeout`.
- */
-function sharedWorkError(error: unknown, op: string, module: string, version: string): ModuleError {
-  const failure = toModuleError(error, op, { module, version });
-  if (failure.kind !== 'cancelled') return failure;
-  return errors.timeout(failure.op, `${module}@${version}: timed out: ${failure.message}`, {
-    module: failure.module ?? module,
-    version: failure.version ?? version,
-    detail: failure.detail,
-    cause: failure,
-  });
 }
 
 function validateModule(module: string): void {
@@ -355,23 +308,4 @@ function validateVersion(module: string, version: string, op: string): void {
       },
     );
   }
-}
-
-function parseInfo(info: Buffer, op: string, module: string): InfoJson {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(info.toString('utf8'));
-  } catch {
-    throw errors.badGateway(op, 'upstream .info is not JSON', { module });
-  }
-  if (!parsed || typeof parsed !== 'object' || typeof (parsed as InfoJson).Version !== 'string') {
-    throw errors.badGateway(op, 'upstream .info has no Version', { module });
-  }
-  return parsed as InfoJson;
-}
-
-async function sha256File(path: string, signal: AbortSignal): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(path), hash, { signal });
-  return hash.digest('hex');
 }

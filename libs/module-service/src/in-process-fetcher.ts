@@ -1,0 +1,147 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { errors, isModuleError, ModuleError, toModuleError } from '@modproxy/errors';
+import { verifyGoModMatches, verifyModuleZip } from '@modproxy/modzip';
+import type { CallOptions, ModuleStorage } from '@modproxy/storage';
+import type { FetchedVersion, Upstream } from '@modproxy/upstream';
+import type { VersionsProvider } from '@modproxy/versions';
+import { parseInfo, sharedWorkError } from './module-errors';
+import { SingleFlight, waitFor } from './single-flight';
+import type { VersionFetcher } from './version-fetcher';
+import { WorkDeadline } from './work-deadline';
+
+export interface InProcessFetcherEvents {
+  /** A version was fetched from upstream and stored. */
+  fetched?(module: string, version: string, durationMs: number): void;
+  /** A fetch from upstream failed (the failure is not cached). */
+  fetchFailed?(module: string, version: string, error: ModuleError): void;
+  /** A stored version could not be announced to the list/latest provider. */
+  observeFailed?(module: string, version: string, error: ModuleError): void;
+}
+
+export interface InProcessFetcherOptions {
+  storage: ModuleStorage;
+  upstream: Upstream;
+  /** Told of every version stored (`observe`), so list answers show it at once. */
+  versions: VersionsProvider;
+  /** Deadline for one whole fetch (info, go.mod, zip, verification, save). @default 300000 */
+  fetchTimeoutMs?: number;
+  events?: InProcessFetcherEvents;
+}
+
+/**
+ * The fetcher of the embedded default (and of crathens' workers): fetches a version from
+ * upstream in this process, once for all concurrent callers (`SingleFlight`), verifies it
+ * against the module zip rules and its own .info and go.mod, saves it, and tells the versions
+ * provider. Failures are never remembered.
+ */
+export class InProcessFetcher implements VersionFetcher {
+  private readonly storage: ModuleStorage;
+  private readonly upstream: Upstream;
+  private readonly versions: VersionsProvider;
+  private readonly fetchTimeoutMs: number;
+  private readonly events: InProcessFetcherEvents;
+  private readonly fetches = new SingleFlight<void>();
+
+  constructor(options: InProcessFetcherOptions) {
+    this.storage = options.storage;
+    this.upstream = options.upstream;
+    this.versions = options.versions;
+    this.fetchTimeoutMs = options.fetchTimeoutMs ?? 300_000;
+    this.events = options.events ?? {};
+  }
+
+  /** Fetches under way, for metrics and readiness. */
+  get inFlight(): number {
+    return this.fetches.size;
+  }
+
+  fetch(module: string, version: string, options: CallOptions = {}): Promise<void> {
+    return waitFor(this.start(module, version), options.signal, { op: 'module.fetch', module, version });
+  }
+
+  async enqueue(module: string, version: string): Promise<void> {
+    // Reported through the events; nobody waits for it.
+    this.start(module, version).catch(() => undefined);
+  }
+
+  private start(module: string, version: string): Promise<void> {
+    return this.fetches.run(`${module}@${version}`, () => this.fetchAndStore(module, version));
+  }
+
+  private async fetchAndStore(module: string, version: string): Promise<void> {
+    const started = Date.now();
+    const deadline = new WorkDeadline(this.fetchTimeoutMs);
+    const { signal } = deadline;
+    try {
+      // Another replica may have stored it while this one was deciding to fetch.
+      if (await this.storage.exists(module, version, { signal })) return;
+      const fetched = await this.upstream.fetch(module, version, { signal });
+      try {
+        const zipSha256 = await this.verify(fetched, module, version, signal);
+        await this.storage.save(
+          { module, version, info: fetched.info, mod: fetched.mod, zip: fetched.openZip(), zipSha256 },
+          { signal },
+        );
+      } finally {
+        await fetched.release();
+      }
+      this.events.fetched?.(module, version, Date.now() - started);
+      // The version is stored and will be served; a list that misses it until its next refresh
+      // is the only cost of a failed observe, so it is reported, not thrown.
+      await this.versions
+        .observe(module, version)
+        .catch((error: unknown) =>
+          this.events.observeFailed?.(module, version, toModuleError(error, 'module.observe')),
+        );
+    } catch (error) {
+      if (isModuleError(error, 'already-exists')) return;
+      const failure = sharedWorkError(error, 'module.fetch', module, version);
+      this.events.fetchFailed?.(module, version, failure);
+      throw failure;
+    } finally {
+      deadline.dispose();
+    }
+  }
+
+  /** Nothing is stored that breaks the module zip rules or disagrees with itself. */
+  private async verify(
+    fetched: FetchedVersion,
+    module: string,
+    version: string,
+    signal: AbortSignal,
+  ): Promise<string> {
+    const op = 'module.verify';
+    if (fetched.version !== version) {
+      throw errors.badGateway(op, `upstream returned ${fetched.version} for ${version}`, { module, version });
+    }
+    const info = parseInfo(fetched.info, op, module);
+    if (info.Version !== version) {
+      throw errors.badGateway(op, `upstream .info names ${info.Version}, not ${version}`, {
+        module,
+        version,
+      });
+    }
+    try {
+      const zip = await verifyModuleZip(fetched.zipPath, module, version, { signal });
+      verifyGoModMatches(zip.goMod, fetched.mod, module, version);
+    } catch (error) {
+      if (isModuleError(error, 'invalid-argument')) {
+        throw errors.badGateway(op, `upstream served an invalid module: ${error.message}`, {
+          module,
+          version,
+          cause: error,
+        });
+      }
+      throw error;
+    }
+    return sha256File(fetched.zipPath, signal);
+  }
+}
+
+async function sha256File(path: string, signal: AbortSignal): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash, { signal });
+  return hash.digest('hex');
+}
