@@ -3,12 +3,13 @@ import { createServer } from 'node:http';
 import { closeHttp, createServiceApp, finishServiceApp, listenHttp } from '@modproxy/http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import { Counter, createHttpMetrics, Gauge, type Logger } from '@modproxy/observability';
+import type { Logger } from '@modproxy/observability';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { startStorageGrpcServer } from '@modproxy/storage-grpc';
 import { MongoStorage } from '@modproxy/storage-mongo';
 import type { StorageConfig } from './config';
 import { DatabaseReadiness } from './database-readiness';
+import { StorageMetrics } from './storage-metrics';
 
 export interface RunningStorageService {
   grpcPort: number;
@@ -48,6 +49,8 @@ export async function startStorageService(
   logger: Logger,
 ): Promise<RunningStorageService> {
   const backend = await openBackend(config);
+  const storageMetrics = new StorageMetrics();
+  const metrics = storageMetrics.http;
   const tls =
     config.TLS_CERT_FILE && config.TLS_KEY_FILE
       ? { cert: readFileSync(config.TLS_CERT_FILE), key: readFileSync(config.TLS_KEY_FILE) }
@@ -60,25 +63,10 @@ export async function startStorageService(
     ...(tls ? { tls } : {}),
     maxZipBytes: config.MAX_ZIP_BYTES,
     shutdownGraceMs: config.SHUTDOWN_TIMEOUT_MS,
+    onCall: storageMetrics.onCall,
+    zipBytes: storageMetrics.zipBytes,
   });
 
-  const metrics = createHttpMetrics('modproxy_storage');
-  const readyGauge = new Gauge({
-    name: 'modproxy_storage_ready',
-    help: '1 while the backend answers',
-    registers: [metrics.registry],
-  });
-  const pings = new Counter({
-    name: 'modproxy_storage_readiness_pings_total',
-    help: 'Readiness pings of the backend by result',
-    labelNames: ['result'] as const,
-    registers: [metrics.registry],
-  });
-  const failuresInRow = new Gauge({
-    name: 'modproxy_storage_readiness_consecutive_failures',
-    help: 'Readiness pings failed in a row (readiness turns off at READINESS_FAILURES)',
-    registers: [metrics.registry],
-  });
   let shuttingDown = false;
   const readiness = new DatabaseReadiness({
     ping: (signal) => backend.ping(signal),
@@ -86,8 +74,7 @@ export async function startStorageService(
     timeoutMs: config.READINESS_TIMEOUT_MS,
     failureThreshold: config.READINESS_FAILURES,
     onPing: (result, consecutive, error) => {
-      pings.inc({ result });
-      failuresInRow.set(consecutive);
+      storageMetrics.ping(result, consecutive);
       if (result === 'failed') {
         logger.warn(
           { err: error instanceof Error ? error.message : String(error), consecutive },
@@ -98,11 +85,11 @@ export async function startStorageService(
     onChange: (ready) => {
       if (ready) logger.info('backend reachable again: serving');
       else logger.warn({ failures: config.READINESS_FAILURES }, 'backend unreachable: not serving');
-      readyGauge.set(ready ? 1 : 0);
+      storageMetrics.setReady(ready);
       grpc.setServing(ready);
     },
   });
-  readyGauge.set(1);
+  storageMetrics.setReady(true);
   await readiness.start();
 
   const app = finishServiceApp(
