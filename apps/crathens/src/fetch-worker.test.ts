@@ -68,18 +68,18 @@ describe('crathens fetch worker (Redis, the storage service and lathens over gRP
     expect(upstream.fetches).toEqual([`${hello.path}@v1.1.0`]);
   });
 
-  it('answers many producers with many waiters each for one cold version with exactly one upstream fetch', async () => {
+  it('answers 4 producers x 25 concurrent waiters for one cold version, over two crathens replicas, with exactly one upstream fetch', async () => {
     const { majorV2 } = harness.fixtures;
     const prefix = harness.newPrefix();
     // Two crathens replicas, each running up to 4 fetches at once.
     const first = await harness.startInProcess(prefix);
     const second = await harness.startInProcess(prefix);
-    const producers = [harness.producer(prefix), harness.producer(prefix), harness.producer(prefix)];
+    const producers = Array.from({ length: 4 }, () => harness.producer(prefix));
     const waits = producers.flatMap((producer) =>
       Array.from({ length: 25 }, () => producer.fetchAndWait(majorV2.path, 'v2.1.0', { timeoutMs: 120_000 })),
     );
     const results = await Promise.all(waits);
-    expect(results).toHaveLength(75);
+    expect(results).toHaveLength(100);
     expect(results.every((result) => result.result === 'fetched')).toBe(true);
     expect([...first.upstream.fetches, ...second.upstream.fetches]).toEqual([`${majorV2.path}@v2.1.0`]);
     const direct = await harness.directDownload(majorV2.path, 'v2.1.0');
