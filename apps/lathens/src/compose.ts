@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Redis } from 'ioredis';
-import { createHttpMetrics, Counter, Gauge, type HttpMetrics, type Logger } from '@modproxy/observability';
+import type { HttpMetrics, Logger } from '@modproxy/observability';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage } from '@modproxy/storage-grpc';
 import { createUpstreamFromConfig, moduleFilterFromConfig, type Upstream } from '@modproxy/upstream';
@@ -18,6 +18,7 @@ import type { VersionService } from '@modproxy/versions-grpc';
 import type { LathensConfig } from './config';
 import { FilteredVersionService } from './filtered-version-service';
 import { createLathensApp } from './http/lathens-app';
+import { LathensMetrics } from './lathens-metrics';
 
 export interface LathensOverrides {
   /** Used instead of the one STORAGE_TYPE describes; not closed by lathens. */
@@ -31,6 +32,8 @@ export interface LathensComposition {
   versions: VersionService;
   app: ReturnType<typeof createLathensApp>;
   metrics: HttpMetrics;
+  /** Every metric of lathens (the gRPC server's listener among them). */
+  lathensMetrics: LathensMetrics;
   worker: BullmqRevalidationWorker | undefined;
   /** Resolves with `ok` when the cache Redis answers. */
   readiness(): Promise<string>;
@@ -49,12 +52,16 @@ export async function composeLathens(
   logger: Logger,
   overrides: LathensOverrides = {},
 ): Promise<LathensComposition> {
-  const metrics = createHttpMetrics('lathens');
-  const counters = createCounters(metrics);
+  const counters = new LathensMetrics();
+  const metrics = counters.http;
   const ownedStorage = overrides.storage ? undefined : await createStorage(config);
   const storage = overrides.storage ?? ownedStorage ?? new MemoryStorage();
   const upstream =
-    overrides.upstream ?? createUpstreamFromConfig(config, { fetchTimeoutMs: config.UPSTREAM_TIMEOUT_MS });
+    overrides.upstream ??
+    createUpstreamFromConfig(config, {
+      fetchTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
+      onCall: counters.upstreamCall,
+    });
 
   const cacheRedis = createCacheRedis(config.REDIS_URL, { connectionName: 'lathens-cache' });
   const queueRedis = createQueueRedis(config.QUEUE_REDIS_URL ?? config.REDIS_URL, {
@@ -62,6 +69,7 @@ export async function composeLathens(
   });
   const bullPrefix = config.KEY_PREFIX.replace(/:+$/, '') || 'lathens';
   const queue = new BullmqRevalidationQueue({ connection: queueRedis, prefix: bullPrefix });
+  counters.watchRevalidationQueue(queue.queue);
   const store = new RedisVersionStore({
     redis: cacheRedis,
     keyPrefix: config.KEY_PREFIX,
@@ -108,6 +116,7 @@ export async function composeLathens(
           'revalidation failed',
         );
       },
+      coalesced: counters.coalesced,
     },
   });
 
@@ -116,7 +125,7 @@ export async function composeLathens(
         connection: queueRedis,
         prefix: bullPrefix,
         concurrency: config.REVALIDATION_CONCURRENCY,
-        revalidate: (module) => versions.revalidate(module),
+        revalidate: (module) => counters.revalidation(() => versions.revalidate(module)),
         onError: (module, error) => {
           counters.revalidationFailures.inc();
           logger.warn(
@@ -128,13 +137,8 @@ export async function composeLathens(
     : undefined;
 
   const listeners: Array<(ready: boolean) => void> = [];
-  const redisUp = new Gauge({
-    name: 'lathens_redis_up',
-    help: '1 while the cache Redis is connected',
-    registers: [metrics.registry],
-  });
   const announce = (ready: boolean) => {
-    redisUp.set(ready ? 1 : 0);
+    counters.setRedisUp(ready);
     for (const listener of listeners) listener(ready);
   };
   watchConnection(cacheRedis, logger, announce);
@@ -163,6 +167,7 @@ export async function composeLathens(
     versions: served,
     app,
     metrics,
+    lathensMetrics: counters,
     worker,
     readiness,
     waitForRedis: (timeoutMs) =>
@@ -185,41 +190,6 @@ export async function composeLathens(
       queueRedis.disconnect();
       await ownedStorage?.close();
     },
-  };
-}
-
-function createCounters(metrics: HttpMetrics) {
-  const registers = [metrics.registry];
-  return {
-    answers: new Counter({
-      name: 'lathens_answers_total',
-      help: 'list/latest answers by kind and how they were reached (fresh, revalidating, refreshed, waited, fallback, ...)',
-      labelNames: ['kind', 'outcome'] as const,
-      registers,
-    }),
-    upstreamCalls: new Counter({
-      name: 'lathens_upstream_calls_total',
-      help: 'Upstream list/latest calls by kind and result',
-      labelNames: ['kind', 'result'] as const,
-      registers,
-    }),
-    staleServed: new Counter({
-      name: 'lathens_stale_served_total',
-      help: 'Answers served stale because upstream failed',
-      labelNames: ['kind'] as const,
-      registers,
-    }),
-    storeFailures: new Counter({
-      name: 'lathens_store_failures_total',
-      help: 'Redis operations that failed (the request was answered without the cache)',
-      labelNames: ['operation'] as const,
-      registers,
-    }),
-    revalidationFailures: new Counter({
-      name: 'lathens_revalidation_failures_total',
-      help: 'Background revalidations that could not be queued or failed',
-      registers,
-    }),
   };
 }
 

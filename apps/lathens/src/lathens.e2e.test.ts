@@ -209,6 +209,11 @@ describe('lathens (gRPC and HTTP, Redis, BullMQ, real upstream and storage)', ()
     const metrics = await (await fetch(`${lathens.httpUrl}/metrics`)).text();
     expect(metrics).toMatch(/lathens_upstream_calls_total\{kind="list",result="ok"\} \d+/);
     expect(metrics).toMatch(/lathens_answers_total\{kind="list",outcome="revalidating"\} [1-9]/);
+    expect(metrics).toMatch(/lathens_revalidations_total\{result="ok"\} [1-9]/);
+    expect(metrics).toMatch(/lathens_grpc_server_handled_total\{method="List",code="OK"\} [1-9]/);
+    expect(metrics).toContain(
+      `lathens_upstream_requests_total{upstream="goproxy",host="${new URL(upstream.url).host}",method="list",result="ok"}`,
+    );
   });
 
   it('recovers when Redis restarts: ready again, cached again, without a restart of its own', async () => {

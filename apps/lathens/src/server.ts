@@ -40,6 +40,7 @@ export async function startLathens(
     host: config.HOST,
     port: config.GRPC_PORT,
     shutdownGraceMs: config.SHUTDOWN_TIMEOUT_MS,
+    onCall: composition.lathensMetrics.grpcCall,
     ...(config.GRPC_TOKEN ? { token: config.GRPC_TOKEN } : {}),
     ...(config.TLS_CERT_FILE && config.TLS_KEY_FILE
       ? { tls: { cert: readFileSync(config.TLS_CERT_FILE), key: readFileSync(config.TLS_KEY_FILE) } }
