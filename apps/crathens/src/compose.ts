@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { errors } from '@modproxy/errors';
-import { createHttpMetrics, type HttpMetrics, type Logger } from '@modproxy/observability';
+import {
+  createHttpMetrics,
+  createUpstreamMetrics,
+  type HttpMetrics,
+  type Logger,
+} from '@modproxy/observability';
 import { createQueueRedis, FetchQueue, type JobMiddleware, type JobWorkerOptions } from '@modproxy/queue';
 import type { ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage } from '@modproxy/storage-grpc';
@@ -106,6 +111,7 @@ export async function composeCrathens(
     createUpstreamFromConfig(config, {
       fetchTimeoutMs: config.FETCH_TIMEOUT_MS,
       ...(overrides.goEnv ? { goEnv: overrides.goEnv } : {}),
+      onCall: createUpstreamMetrics(metrics.registry, 'crathens'),
     });
   const lathens = config.LATHENS_GRPC_URL
     ? new GrpcVersions({
