@@ -23,6 +23,22 @@ if ! command -v redis-server >/dev/null 2>&1; then
   need redis-server "apt-get install redis-server did not put it on PATH"
 fi
 
+# docker-compose (Debian's v1) validates docker-compose.yml offline, and promtool (in Debian's
+# prometheus package) checks the Prometheus configuration: the deployment tests
+# (apps/deploy-tests) run both; neither needs a container engine or a running server.
+missing=()
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if ((${#missing[@]} > 0)); then
+  command -v apt-get >/dev/null 2>&1 || { echo "install-system-deps: install ${missing[*]}" >&2; exit 1; }
+  echo "install-system-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  need docker-compose "apt-get install docker-compose did not put it on PATH"
+  need promtool "apt-get install prometheus did not put promtool on PATH"
+fi
+
 # FerretDB (MongoDB wire protocol over SQLite): no MongoDB server installs on these machines.
 # Built once from the Go module proxy into tmp/bin and reused (about 2 minutes cold).
 bash scripts/ensure-ferretdb.sh >/dev/null

@@ -1,0 +1,102 @@
+# syntax=docker/dockerfile:1.7
+#
+# One image per app, from one file: `docker build --target <app> -t modproxy/<app>:0.1.0 .`
+# with <app> one of proxy, storage, lathens, crathens (docker-compose.yml builds all four).
+#
+# - Node.js 26 ("Lithium"), the Active LTS line since 2026-10-28; the repository itself still
+#   runs on Node >= 20.19 (package.json engines).
+# - Production dependencies only: `npm ci --omit=dev` from the committed lock. The apps are
+#   esbuild bundles (dist/apps/<app>/main.js) with npm packages left external, so the runtime
+#   needs node_modules but no TypeScript, no sources and no build tools.
+# - Non-root (uid 1000, the base image's `node` user) and made for a read-only root file
+#   system: everything an app writes goes to a volume (/tmp, GO_WORK_DIR, STORAGE_DIR), see
+#   docs/operations.md.
+# - The apps that fetch from VCS (proxy for `direct`, lathens for `direct` lists, crathens)
+#   carry git, ssh and the go command.
+#
+# The deployment tests (apps/deploy-tests) parse this file: the stages, every COPY source, the
+# user, the base image and the command each target runs.
+
+ARG NODE_IMAGE=node:26.13.0-trixie-slim
+ARG GO_IMAGE=golang:1.26.8-trixie
+
+# The go toolchain the VCS images copy (the official build, not Debian's older package).
+FROM ${GO_IMAGE} AS go
+
+# Production dependencies, exactly as the lock says; install scripts follow package.json's
+# allowScripts (none is allowed: nothing needs one).
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+# Every app bundled the way `npm run build` does it.
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.base.json ./
+COPY scripts/build-app.mjs ./scripts/
+COPY libs ./libs
+COPY apps ./apps
+RUN for app in proxy storage lathens crathens; do node scripts/build-app.mjs "$app"; done
+
+# What every app image has: node, the production node_modules and the health check.
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY scripts/healthcheck.mjs ./scripts/healthcheck.mjs
+USER 1000:1000
+
+# The runtime plus what fetching from VCS needs. GOTOOLCHAIN=local: the go command never
+# downloads another toolchain (a module's go.mod may ask for one); GOTELEMETRY=off: it writes
+# nothing to a read-only home.
+FROM runtime AS runtime-vcs
+USER root
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends ca-certificates git openssh-client \
+  && rm -rf /var/lib/apt/lists/*
+COPY --from=go /usr/local/go /usr/local/go
+ENV PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  GOTOOLCHAIN=local \
+  GOTELEMETRY=off
+USER 1000:1000
+
+FROM runtime-vcs AS proxy
+COPY --from=build /src/dist/apps/proxy ./dist/apps/proxy
+# Listening on every interface is what a container needs; the embedded default keeps its
+# versions on a volume rather than under the read-only /app.
+ENV HOST=0.0.0.0 \
+  STORAGE_DIR=/var/lib/modproxy/storage
+EXPOSE 3000
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "/app/scripts/healthcheck.mjs", "http://127.0.0.1:3000/readyz"]
+CMD ["node", "--enable-source-maps", "/app/dist/apps/proxy/main.js"]
+
+FROM runtime AS storage
+COPY --from=build /src/dist/apps/storage ./dist/apps/storage
+ENV GRPC_HOST=0.0.0.0 \
+  STORAGE_DIR=/var/lib/modproxy/storage
+EXPOSE 50051 9464
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "/app/scripts/healthcheck.mjs", "http://127.0.0.1:9464/readyz"]
+CMD ["node", "--enable-source-maps", "/app/dist/apps/storage/main.js"]
+
+FROM runtime-vcs AS lathens
+COPY --from=build /src/dist/apps/lathens ./dist/apps/lathens
+ENV HOST=0.0.0.0 \
+  STORAGE_DIR=/var/lib/modproxy/storage
+EXPOSE 7071 7072
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "/app/scripts/healthcheck.mjs", "http://127.0.0.1:7072/readyz"]
+CMD ["node", "--enable-source-maps", "/app/dist/apps/lathens/main.js"]
+
+FROM runtime-vcs AS crathens
+COPY --from=build /src/dist/apps/crathens ./dist/apps/crathens
+ENV ADMIN_HOST=0.0.0.0
+EXPOSE 7073
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "/app/scripts/healthcheck.mjs", "http://127.0.0.1:7073/readyz"]
+CMD ["node", "--enable-source-maps", "/app/dist/apps/crathens/main.js"]
