@@ -5,6 +5,8 @@ import { fetchTempDirs, leftoverFetchDirAgeMs, startTempDirSweeps } from '@modpr
 import { composeCrathens, type CrathensComposition, type CrathensOverrides } from './compose';
 import type { CrathensConfig } from './config';
 
+const REDIS_START_WAIT_MS = 5_000;
+
 export interface RunningCrathens {
   composition: CrathensComposition;
   admin: Server;
@@ -27,7 +29,21 @@ export async function startCrathens(
   let adminUrl: string;
   try {
     adminUrl = await listenHttp(admin, config.ADMIN_PORT, config.ADMIN_HOST);
-    for (const component of composition.components) await component.start();
+    // Workers and schedulers start once the queue Redis answers. Waiting for it without bound
+    // would leave the process deaf to SIGTERM; past the wait they go on starting by themselves
+    // while /readyz says why it is not ready.
+    const starting = (async () => {
+      for (const component of composition.components) await component.start();
+    })();
+    if (!(await settlesWithin(starting, REDIS_START_WAIT_MS))) {
+      logger.warn(
+        { waitedMs: REDIS_START_WAIT_MS },
+        'queue Redis not reachable yet; workers start when it is',
+      );
+      starting.catch((error: unknown) =>
+        logger.error({ err: (error as Error).message }, 'a worker or scheduler could not start'),
+      );
+    }
   } catch (error) {
     composition.beginShutdown();
     await composition.close();
@@ -57,4 +73,17 @@ export async function startCrathens(
     return closing;
   };
   return { composition, admin, adminUrl, shutdown };
+}
+
+/** True once `promise` resolved, false if it is still pending after `ms`; rejects if it rejected first. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), waited]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
