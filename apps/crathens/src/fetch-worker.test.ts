@@ -141,6 +141,19 @@ describe('crathens fetch worker (Redis, the storage service and lathens over gRP
     expect(metrics).not.toContain('example.test');
   });
 
+  it('starts while the queue Redis is unreachable, says so on /readyz, and still shuts down', async () => {
+    const prefix = harness.newPrefix();
+    const { crathens } = await harness.startInProcess(prefix, {
+      QUEUE_REDIS_URL: 'redis://127.0.0.1:9',
+      SHUTDOWN_TIMEOUT_MS: '200',
+    });
+    const ready = await fetch(`${crathens.adminUrl}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.text()).toMatch(/^not ready: queue Redis is (connecting|reconnecting)/);
+    await crathens.shutdown();
+    await expect(fetch(`${crathens.adminUrl}/healthz`)).rejects.toThrow();
+  });
+
   it('is not ready while the storage service is unreachable, and names it', async () => {
     const prefix = harness.newPrefix();
     const { crathens } = await harness.startInProcess(prefix, { STORAGE_GRPC_URL: '127.0.0.1:9' });

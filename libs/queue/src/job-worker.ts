@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { errors, toModuleError, type ModuleError } from '@modproxy/errors';
 import { isJobName, jobContracts, type JobMessages, type JobName } from './job-contracts';
 import { jobFailureError } from './job-failure';
+import { rawTraceContext, tracedProcess } from './job-tracing';
 import { DEFAULT_QUEUE_PREFIX, type QueueName } from './queue-names';
 
 /** What a handler gets besides the decoded message. */
@@ -128,6 +129,8 @@ export class JobWorker<N extends JobName> {
       const timer = setTimeout(() => {
         this.handingBack = true;
         handedBack = this.runningCount;
+        // Nothing running and still not closed: BullMQ waits for an unreachable Redis.
+        if (handedBack === 0) return resolve();
         this.worker.cancelAllJobs(SHUTDOWN);
         giveUp = setTimeout(resolve, HAND_BACK_WAIT_MS);
       }, graceMs);
@@ -142,7 +145,26 @@ export class JobWorker<N extends JobName> {
     return { handedBack };
   }
 
-  private async process(
+  /** One attempt inside a CONSUMER span that continues the producer's trace. */
+  private process(job: Job, token: string | undefined, signal: AbortSignal | undefined): Promise<unknown> {
+    const refs = {
+      queue: this.options.queueName,
+      name: job.name,
+      jobId: job.id,
+      attempt: job.attemptsMade + 1,
+    };
+    return tracedProcess(
+      refs,
+      rawTraceContext(job.data),
+      () => this.attempt(job, token, signal),
+      (error) =>
+        error instanceof DelayedError || error instanceof WaitingError || error instanceof RateLimitError
+          ? 'ok'
+          : 'error',
+    );
+  }
+
+  private async attempt(
     job: Job,
     token: string | undefined,
     signal: AbortSignal | undefined,
