@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { jobsV1 } from '@modproxy/contracts';
 import { jobContracts, type TraceContext } from './job-contracts';
 import { crawlJobId, refreshJobId } from './job-ids';
+import { tracedAdd } from './job-tracing';
 import { CRAWL_JOB_OPTIONS } from './job-options';
 import { CRAWL_QUEUE, DEFAULT_QUEUE_PREFIX } from './queue-names';
 
@@ -43,24 +44,28 @@ export class CrawlQueue {
     reason: jobsV1.CrawlReason,
     options: CrawlRequestOptions = {},
   ): Promise<void> {
-    const data = jobContracts.CrawlModule.encode({
-      module,
-      reason,
-      traceContext: options.traceContext ?? {},
-    });
-    await this.queue.add(jobContracts.CrawlModule.name, data, {
-      ...this.jobOptions,
-      jobId: crawlJobId(module),
-      ...(options.delayMs ? { delay: options.delayMs } : {}),
+    const jobId = crawlJobId(module);
+    const refs = { queue: CRAWL_QUEUE, name: jobContracts.CrawlModule.name, jobId };
+    await tracedAdd(refs, options.traceContext, async (traceContext) => {
+      const data = jobContracts.CrawlModule.encode({ module, reason, traceContext });
+      await this.queue.add(jobContracts.CrawlModule.name, data, {
+        ...this.jobOptions,
+        jobId,
+        ...(options.delayMs ? { delay: options.delayMs } : {}),
+      });
     });
   }
 
   async refreshList(module: string, options: CrawlRequestOptions = {}): Promise<void> {
-    const data = jobContracts.RefreshList.encode({ module, traceContext: options.traceContext ?? {} });
-    await this.queue.add(jobContracts.RefreshList.name, data, {
-      ...this.jobOptions,
-      jobId: refreshJobId(module),
-      ...(options.delayMs ? { delay: options.delayMs } : {}),
+    const jobId = refreshJobId(module);
+    const refs = { queue: CRAWL_QUEUE, name: jobContracts.RefreshList.name, jobId };
+    await tracedAdd(refs, options.traceContext, async (traceContext) => {
+      const data = jobContracts.RefreshList.encode({ module, traceContext });
+      await this.queue.add(jobContracts.RefreshList.name, data, {
+        ...this.jobOptions,
+        jobId,
+        ...(options.delayMs ? { delay: options.delayMs } : {}),
+      });
     });
   }
 

@@ -2,6 +2,7 @@ import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { errors, isModuleError, ModuleError, toModuleError } from '@modproxy/errors';
 import { jobContracts, type TraceContext } from './job-contracts';
+import { tracedAdd } from './job-tracing';
 import { JobEvents, type JobOutcome } from './job-events';
 import { decodeJobFailure } from './job-failure';
 import { fetchJobId } from './job-ids';
@@ -33,7 +34,10 @@ export interface FetchQueueOptions {
 }
 
 export interface FetchRequestOptions {
-  /** W3C trace context of the request that wants the version. */
+  /**
+   * W3C trace context of the request that wants the version. Default: the active span's (the
+   * add's PRODUCER span is its child either way, and the job carries that span's context).
+   */
   traceContext?: TraceContext;
   /** When the version was first asked for. Default: now. */
   requestedAt?: Date;
@@ -94,24 +98,28 @@ export class FetchQueue {
    * module path or a version that is not canonical.
    */
   async add(module: string, version: string, options: FetchRequestOptions = {}): Promise<AddedFetch> {
-    const data = jobContracts.FetchVersion.encode({
-      module,
-      version,
-      requestedAt: options.requestedAt ?? new Date(),
-      traceContext: options.traceContext ?? {},
-    });
     const jobId = fetchJobId(module, version);
-    try {
-      // Twice at most: a completed job may age out between our add and our look.
-      for (let round = 0; ; round++) {
-        await this.queue.add(jobContracts.FetchVersion.name, data, { ...this.jobOptions, jobId });
-        const state = await this.queue.getJobState(jobId);
-        if (state === 'failed') return { jobId, state: await this.retryFailed(jobId) };
-        if (state !== 'unknown' || round > 0) return { jobId, state };
+    const refs = { queue: FETCH_QUEUE, name: jobContracts.FetchVersion.name, jobId };
+    // The job carries the producer span's context, so the worker's span joins the request's trace.
+    return tracedAdd(refs, options.traceContext, async (traceContext) => {
+      const data = jobContracts.FetchVersion.encode({
+        module,
+        version,
+        requestedAt: options.requestedAt ?? new Date(),
+        traceContext,
+      });
+      try {
+        // Twice at most: a completed job may age out between our add and our look.
+        for (let round = 0; ; round++) {
+          await this.queue.add(jobContracts.FetchVersion.name, data, { ...this.jobOptions, jobId });
+          const state = await this.queue.getJobState(jobId);
+          if (state === 'failed') return { jobId, state: await this.retryFailed(jobId) };
+          if (state !== 'unknown' || round > 0) return { jobId, state };
+        }
+      } catch (error) {
+        throw queueError(error, 'could not queue the fetch', module, version);
       }
-    } catch (error) {
-      throw queueError(error, 'could not queue the fetch', module, version);
-    }
+    });
   }
 
   /** `add` for the async download mode: queue it, never wait. */
