@@ -1,10 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ModuleService } from '@modproxy/module-service';
+import type { Redis } from 'ioredis';
+import {
+  DownloadPolicy,
+  ModuleFeeds,
+  ModuleService,
+  type ModuleServiceEvents,
+  type VersionFetcher,
+} from '@modproxy/module-service';
 import type { Logger } from '@modproxy/observability';
+import { createQueueRedis, FetchQueue, RecentModules } from '@modproxy/queue';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage } from '@modproxy/storage-grpc';
-import type { ModuleError } from '@modproxy/errors';
+import { toModuleError, type ModuleError } from '@modproxy/errors';
 import {
   CachedVersions,
   FailoverVersions,
@@ -15,6 +23,7 @@ import {
 import { GrpcVersions } from '@modproxy/versions-grpc';
 import { createUpstreamFromConfig, moduleFilterFromConfig, type Upstream } from '@modproxy/upstream';
 import type { ProxyConfig } from './config';
+import { downloadPolicyOf } from './download-mode-file';
 import { createProxyApp } from './http/proxy-app';
 import { ProxyMetrics } from './proxy-metrics';
 
@@ -54,30 +63,32 @@ export async function composeProxy(
       'upstream failed; served a stale answer',
     );
   };
-  const { versions, degraded } = createVersions(
-    config,
-    storage,
-    config.DOWNLOAD_MODE === 'none' ? undefined : upstream,
-    {
-      onStale,
-      onFailover: (operation, error) => {
-        proxyMetrics.lathensFailover(operation);
-        logger.warn(
-          { operation, kind: error.kind, err: error.message },
-          'lathens unavailable; answered from storage and upstream',
-        );
-      },
+  const policy = config.DOWNLOAD_MODE_FILE
+    ? downloadPolicyOf(config.DOWNLOAD_MODE_FILE.file)
+    : DownloadPolicy.uniform(config.DOWNLOAD_MODE, config.DOWNLOAD_REDIRECT_URL);
+  const queue = config.QUEUE_REDIS_URL ? createQueuedFetches(config, logger) : undefined;
+  const { versions, degraded } = createVersions(config, storage, policy.fetchesAny ? upstream : undefined, {
+    onStale,
+    onFailover: (operation, error) => {
+      proxyMetrics.lathensFailover(operation);
+      logger.warn(
+        { operation, kind: error.kind, err: error.message },
+        'lathens unavailable; answered from storage and upstream',
+      );
     },
-  );
+  });
+  const moduleFilter = moduleFilterFromConfig(config);
   const service = new ModuleService({
     storage,
     upstream,
     versions,
-    downloadMode: config.DOWNLOAD_MODE,
+    downloadPolicy: policy,
+    ...(queue ? { fetcher: queue.fetcher } : {}),
     fetchTimeoutMs: config.FETCH_TIMEOUT_MS,
     queryCacheTtlMs: config.QUERY_CACHE_TTL_MS,
-    moduleFilter: moduleFilterFromConfig(config),
+    moduleFilter,
     events: {
+      ...queue?.events,
       fetched: (module, version, durationMs) => {
         proxyMetrics.fetched(durationMs);
         logger.info({ module, version, durationMs }, 'fetched and stored');
@@ -103,14 +114,19 @@ export async function composeProxy(
   let shuttingDown = false;
   const app = createProxyApp({
     service,
+    feeds: new ModuleFeeds({ storage, moduleFilter }),
+    onServed: (endpoint, source) => proxyMetrics.served(endpoint, source),
     logger,
     metrics,
     isShuttingDown: () => shuttingDown,
     readiness: async () => {
       await storage.exists('modproxy.invalid/readiness', 'v0.0.0', { signal: AbortSignal.timeout(2_000) });
-      return (await degraded())
-        ? 'degraded: lathens unavailable, answering list/latest from storage and upstream'
-        : 'ok';
+      if (await degraded())
+        return 'degraded: lathens unavailable, answering list/latest from storage and upstream';
+      // Stored versions are still served; only misses wait for the queue to come back.
+      if (queue && queue.connection.status !== 'ready')
+        return 'degraded: queue Redis unavailable, misses wait';
+      return 'ok';
     },
   });
   return {
@@ -122,9 +138,71 @@ export async function composeProxy(
       shuttingDown = true;
     },
     close: async () => {
+      await queue?.close();
       await versions.close();
       await upstream.close?.();
       await storage.close();
+    },
+  };
+}
+
+interface QueuedFetches {
+  connection: Redis;
+  fetcher: VersionFetcher;
+  events: Pick<ModuleServiceEvents, 'requested'>;
+  close(): Promise<void>;
+}
+
+/**
+ * The production shape's miss path: FetchVersion jobs on the queue Redis, run by crathens,
+ * one job per version however many replicas and clients ask; and the record of recently
+ * requested modules, which crathens' crawl-recent scheduler visits more often.
+ */
+function createQueuedFetches(config: ProxyConfig, logger: Logger): QueuedFetches {
+  const connection = createQueueRedis(config.QUEUE_REDIS_URL ?? '', { connectionName: 'modproxy-proxy' });
+  const queue = new FetchQueue({
+    connection,
+    prefix: config.QUEUE_PREFIX,
+    waitTimeoutMs: config.FETCH_TIMEOUT_MS,
+  });
+  const recent = new RecentModules({
+    redis: connection,
+    prefix: config.QUEUE_PREFIX,
+    onError: (error) => logger.warn({ err: error }, 'could not record recently requested modules'),
+  });
+  const fetcher: VersionFetcher = {
+    fetch: async (module, version, options) => {
+      try {
+        await queue.fetch(module, version, options);
+      } catch (error) {
+        const failure = toModuleError(error, 'queue.fetch', { module, version });
+        // A client that left is no failure; crathens logs the fetch's own failures.
+        if (failure.kind !== 'cancelled') {
+          logger.warn(
+            {
+              module,
+              version,
+              kind: failure.kind,
+              op: failure.op,
+              detail: failure.detail,
+              err: failure.message,
+            },
+            'queued fetch failed',
+          );
+        }
+        throw failure;
+      }
+    },
+    enqueue: (module, version) => queue.enqueue(module, version),
+  };
+  return {
+    connection,
+    fetcher,
+    events: { requested: (module) => recent.touch(module) },
+    close: async () => {
+      await recent.close();
+      await queue.close();
+      await connection.quit().catch(() => undefined);
     },
   };
 }

@@ -8,7 +8,9 @@ import {
   port,
   type LoadConfigOptions,
 } from '@modproxy/config';
+import { DOWNLOAD_MODES, redirects, type DownloadMode } from '@modproxy/module-service';
 import { checkUpstreamConfig, upstreamConfigShape } from '@modproxy/upstream';
+import { readDownloadModeFile, redirectUrlSchema, type DownloadModeFile } from './download-mode-file';
 
 /** Every variable the proxy reads; README.md documents each one. */
 export const proxyConfigSchema = z
@@ -32,8 +34,42 @@ export const proxyConfigSchema = z
     STORAGE_TLS_CA_FILE: z.string().optional(),
     ...upstreamConfigShape,
     DOWNLOAD_MODE: z
-      .enum(['sync', 'async', 'none'], { error: 'must be sync, async or none' })
+      .enum(DOWNLOAD_MODES as [DownloadMode, ...DownloadMode[]], {
+        error: `must be one of ${DOWNLOAD_MODES.join(', ')}`,
+      })
       .default('sync'),
+    /** Where `redirect` and `async_redirect` send clients on a miss (the request path is appended). */
+    DOWNLOAD_REDIRECT_URL: redirectUrlSchema.optional(),
+    /**
+     * A JSON file of download modes per module pattern (see download-mode-file.ts); replaces
+     * DOWNLOAD_MODE and DOWNLOAD_REDIRECT_URL. Read and validated at start-up.
+     */
+    DOWNLOAD_MODE_FILE: z
+      .string()
+      .min(1)
+      .transform((path, ctx): { path: string; file: DownloadModeFile } => {
+        try {
+          return { path, file: readDownloadModeFile(path) };
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+          return z.NEVER;
+        }
+      })
+      .optional(),
+    /**
+     * The queue Redis (BullMQ, `maxmemory-policy noeviction`): with it, misses are fetched by
+     * crathens through the fetch queue, once across every replica; without, in this process.
+     */
+    QUEUE_REDIS_URL: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .optional(),
+    /** BullMQ key prefix; crathens and the warm command must use the same. */
+    QUEUE_PREFIX: z
+      .string()
+      .min(1)
+      .regex(/^[^:\s]+$/, 'must not contain ":" or spaces')
+      .default('modproxy'),
     FETCH_TIMEOUT_MS: durationMs(300_000),
     /** How long `.info` for a version query (a branch, a commit) is answered from memory; 0: never. */
     QUERY_CACHE_TTL_MS: z.coerce
@@ -74,6 +110,13 @@ export const proxyConfigSchema = z
         code: 'custom',
         path: ['VERSIONS_HARD_TTL_MS'],
         message: 'must not be shorter than VERSIONS_SOFT_TTL_MS',
+      });
+    }
+    if (redirects(config.DOWNLOAD_MODE) && !config.DOWNLOAD_REDIRECT_URL && !config.DOWNLOAD_MODE_FILE) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DOWNLOAD_REDIRECT_URL'],
+        message: `is required when DOWNLOAD_MODE=${config.DOWNLOAD_MODE}`,
       });
     }
     if (config.STORAGE_TYPE === 'grpc' && !config.STORAGE_GRPC_URL) {

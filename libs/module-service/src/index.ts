@@ -4,3 +4,4 @@ export * from './version-fetcher';
 export * from './in-process-fetcher';
 export * from './download-policy';
 export * from './redirect-to-upstream';
+export * from './module-feeds';
