@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// Bundles one app (apps/<name>/src/main.ts) into dist/apps/<name>/main.js. Libraries from
+// Bundles one app (apps/<name>/src/main.ts) into dist/apps/<name>/main.js, and its tracing
+// entry (apps/<name>/src/instrument.ts) into instrument.js beside it; run the app with
+// `node --import ./dist/apps/<name>/instrument.js dist/apps/<name>/main.js`. Libraries from
 // libs/ are bundled (tsconfig path aliases resolved); npm packages stay external, as
 // OpenTelemetry instrumentation needs them unbundled.
 import { build } from 'esbuild';
@@ -25,8 +27,18 @@ export async function bundle(entry, outfile) {
   return outfile;
 }
 
+/**
+ * Bundles an app's main.js and instrument.js into `outDir`; resolves with the main.js path
+ * (instrument.js is beside it).
+ */
+export async function bundleAppTo(name, outDir) {
+  const src = join(root, 'apps', name, 'src');
+  await bundle(join(src, 'instrument.ts'), join(outDir, 'instrument.js'));
+  return bundle(join(src, 'main.ts'), join(outDir, 'main.js'));
+}
+
 export function buildApp(name) {
-  return bundle(join(root, 'apps', name, 'src', 'main.ts'), join(root, 'dist', 'apps', name, 'main.js'));
+  return bundleAppTo(name, join(root, 'dist', 'apps', name));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -1,7 +1,9 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { trace } from '@opentelemetry/api';
 import { redactText } from '@modproxy/config';
 import { httpStatusForKind, isModuleError, type ModuleError } from '@modproxy/errors';
-import type { HttpMetrics, Logger } from '@modproxy/observability';
+import { type HttpMetrics, type Logger, withLogFields } from '@modproxy/observability';
+import { REQUEST_ID_HEADER, requestIdOf } from './request-id';
 
 export interface ServiceAppOptions {
   logger: Logger;
@@ -16,9 +18,11 @@ export interface ServiceAppOptions {
 }
 
 /**
- * An Express app with what every HTTP service here has: request metrics and logs labelled by
- * route template (set `res.locals.route`), `/healthz`, `/readyz`, `/metrics`. Add the
- * service's routes, then call {@link finishServiceApp}.
+ * An Express app with what every HTTP service here has: a request id (the incoming
+ * `X-Request-Id` when sane, otherwise a new one; echoed in the response and on every log line
+ * written while the request is handled), request metrics and logs labelled by route template
+ * (set `res.locals.route`), `/healthz`, `/readyz`, `/metrics`. Add the service's routes, then
+ * call {@link finishServiceApp}.
  */
 export function createServiceApp(options: ServiceAppOptions): express.Express {
   const { logger, metrics } = options;
@@ -27,6 +31,10 @@ export function createServiceApp(options: ServiceAppOptions): express.Express {
   app.set('etag', false);
 
   app.use((req, res, next) => {
+    const requestId = requestIdOf(req.headers['x-request-id']);
+    res.setHeader(REQUEST_ID_HEADER, requestId);
+    // On the HTTP span too, so a trace is found from the id a user quotes.
+    trace.getActiveSpan()?.setAttribute('modproxy.request_id', requestId);
     const stop = metrics.duration.startTimer();
     res.on('finish', () => {
       const route = String(res.locals['route'] ?? 'other');
@@ -34,9 +42,12 @@ export function createServiceApp(options: ServiceAppOptions): express.Express {
       stop(labels);
       metrics.requests.inc(labels);
       const level = res.statusCode >= 500 ? 'warn' : 'debug';
-      logger[level]({ method: req.method, path: req.path, status: res.statusCode, route }, 'request');
+      logger[level](
+        { method: req.method, path: req.path, status: res.statusCode, route, request_id: requestId },
+        'request',
+      );
     });
-    next();
+    withLogFields({ request_id: requestId }, next);
   });
 
   app.get('/healthz', (_req, res) => {

@@ -3,3 +3,7 @@ export * from './metrics';
 export * from './bounded-label';
 export * from './upstream-metrics';
 export * from './grpc-server-metrics';
+export * from './log-scope';
+export * from './trace-log-fields';
+export * from './telemetry-secrets';
+export * from './telemetry-shutdown';

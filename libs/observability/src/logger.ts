@@ -1,5 +1,7 @@
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import { REDACTED, SecretRedactor } from '@modproxy/config';
+import { currentLogFields } from './log-scope';
+import { traceLogFields } from './trace-log-fields';
 
 export type { Logger } from 'pino';
 
@@ -20,7 +22,9 @@ export interface CreateLoggerOptions {
 /**
  * Structured JSON logs that never carry a secret: fields with well-known secret names are
  * censored, and then every line, whatever field or message holds it, is cleaned of the
- * configuration's secret values and of the userinfo of any URL.
+ * configuration's secret values and of the userinfo of any URL. A line written inside a span
+ * carries its `trace_id` and `span_id`, and inside a request (`withLogFields`) its
+ * `request_id`.
  */
 export function createLogger(options: CreateLoggerOptions): Logger {
   const redactor = options.redactor ?? new SecretRedactor();
@@ -44,6 +48,9 @@ export function createLogger(options: CreateLoggerOptions): Logger {
       censor: REDACTED,
     },
     formatters: { level: (label) => ({ level: label }) },
+    // Read at every line from the context it is written in, so lines of code that was not
+    // handed a request's logger are found by the request's ids too.
+    mixin: () => ({ ...traceLogFields(), ...currentLogFields() }),
     hooks: { streamWrite: (line) => redactor.redactJson(line) },
   };
   return options.destination ? pino(config, options.destination) : pino(config);

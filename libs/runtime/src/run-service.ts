@@ -1,5 +1,5 @@
 import { ConfigError, configSecrets, redactText, SecretRedactor } from '@modproxy/config';
-import { createLogger, type Logger } from '@modproxy/observability';
+import { createLogger, type Logger, shutdownTelemetry, telemetrySecrets } from '@modproxy/observability';
 
 export interface RunningService {
   /** Printed to stdout once the service listens, e.g. the GOPROXY line. */
@@ -21,8 +21,9 @@ export interface RunServiceOptions<C extends { LOG_LEVEL: string }> {
  * SIGTERM/SIGINT.
  *
  * Everything the process prints passes through one {@link SecretRedactor} made from the
- * validated configuration: every log line, the banner, and a start-up failure (a driver's
- * error may quote its connection string).
+ * validated configuration (and the OTLP exporter's headers): every log line, the banner, and a
+ * start-up failure (a driver's error may quote its connection string). Shutdown ends with the
+ * tracer provider's flush, so the spans of the last requests are sent.
  */
 export function runService<C extends { LOG_LEVEL: string }>(options: RunServiceOptions<C>): void {
   let redact = redactText;
@@ -37,7 +38,7 @@ export function runService<C extends { LOG_LEVEL: string }>(options: RunServiceO
     if (error instanceof ConfigError) return fail(2, error.message);
     throw error;
   }
-  const redactor = new SecretRedactor(configSecrets(config));
+  const redactor = new SecretRedactor([...configSecrets(config), ...telemetrySecrets(process.env)]);
   redact = (text) => redactor.redact(text);
   const logger = createLogger({ service: options.name, level: config.LOG_LEVEL, redactor });
   options.start(config, logger).then(
@@ -50,11 +51,12 @@ export function runService<C extends { LOG_LEVEL: string }>(options: RunServiceO
         if (stopping) return;
         stopping = true;
         logger.info({ signal }, 'shutting down');
+        // The last spans are flushed after the last requests ended, whatever the outcome.
         service.shutdown().then(
-          () => process.exit(0),
+          () => shutdownTelemetry().then(() => process.exit(0)),
           (error: unknown) => {
             logger.error({ err: error }, 'shutdown failed');
-            process.exit(1);
+            return shutdownTelemetry().then(() => process.exit(1));
           },
         );
       };

@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { hermeticChildOptions } from './hermetic-children';
 
 export interface AppProcess {
@@ -22,16 +24,30 @@ export interface StartAppProcessOptions {
   cwd?: string;
   /** Default 30000 ms. */
   startTimeoutMs?: number;
+  /** More modules for `node --import`, loaded before the app's instrument entry. Default: none. */
+  preload?: readonly string[];
 }
 
 /**
- * Starts `node <main>` (a built app) and waits until it says it is ready. A process that exits
- * first or stays silent too long rejects with what it printed. Stopped by its own pid only.
+ * The command line an app is started with, as everywhere else (README, npm start, the
+ * images): `node --import <instrument.js> <main.js>`, the tracing entry being the
+ * `instrument.js` that the build puts beside `main.js`.
+ */
+export function appNodeArgs(main: string): string[] {
+  const instrument = join(dirname(main), 'instrument.js');
+  return [...(existsSync(instrument) ? ['--import', instrument] : []), '--enable-source-maps', main];
+}
+
+/**
+ * Starts a built app (`node --import <instrument.js> <main>`, see {@link appNodeArgs}) and
+ * waits until it says it is ready. A process that exits first or stays silent too long rejects
+ * with what it printed. Stopped by its own pid only.
  */
 export async function startAppProcess(main: string, options: StartAppProcessOptions): Promise<AppProcess> {
   // Under the tests, the app gets their hermetic network (see hermetic-children.ts).
   const hermetic = hermeticChildOptions();
-  const args = [...hermetic.execArgv, '--enable-source-maps', main, ...(options.args ?? [])];
+  const preload = (options.preload ?? []).flatMap((file) => ['--import', file]);
+  const args = [...hermetic.execArgv, ...preload, ...appNodeArgs(main), ...(options.args ?? [])];
   const child = spawn(process.execPath, args, {
     cwd: options.cwd,
     env: { ...options.env, ...hermetic.env },

@@ -25,3 +25,6 @@ export * from './counting-upstream';
 export * from './git-recorder';
 export * from './large-module';
 export * from './pausing-goproxy';
+export * from './otlp-receiver';
+export * from './in-memory-tracing';
+export * from './connection-log';
