@@ -4,14 +4,16 @@
  * listing alone costs, with nothing compared, stored or coordinated).
  *
  *   npm run bench:crawl -- [--modules 200] [--hosts 1,4] [--host-concurrency 4]
- *        [--rate 0] [--crawl-concurrency 16] [--tags 5]
+ *        [--rate 0] [--crawl-concurrency 16] [--tags 5] [--repeat 3]
  *
  * Fixture git repositories (`file://` behind `https://<host>.test/` through a test-only git
  * config, as the tests do) with a few tags each; the storage service (disk), lathens (Redis)
  * and crathens run as their own processes (the built bundles). Each row queues one CrawlModule
  * job per module and times until the crawl queue is empty. "cold" is the first pass (every
  * version is new: lathens lists the module with the go command and is told to refresh);
- * "warm" is the steady state (nothing new: ls-remote, storage and lathens' cached list).
+ * "warm" is the steady state (nothing new: ls-remote, storage and lathens' cached list). The
+ * ls-remote loops and the warm pass run `--repeat` times and the median is shown (the machine
+ * is shared), with the slowest and fastest run beside it.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -40,6 +42,7 @@ const hostConcurrency = Number(args.get('host-concurrency') ?? 4);
 const rate = Number(args.get('rate') ?? 0);
 const crawlConcurrency = Number(args.get('crawl-concurrency') ?? 16);
 const tagCount = Number(args.get('tags') ?? 5);
+const repeat = Math.max(1, Number(args.get('repeat') ?? 3));
 
 interface Row extends Record<string, string | number> {
   what: string;
@@ -48,6 +51,7 @@ interface Row extends Record<string, string | number> {
   modules: number;
   seconds: number;
   'modules/s': number;
+  'min–max modules/s': string;
 }
 
 /** Repositories `bench/m<i>` spread over `hosts` hosts `h<k>.test`; module paths carry `.git`. */
@@ -222,24 +226,31 @@ async function benchHosts(hosts: number, redisUrl: string, rows: Row[]): Promise
     const crawls = new CrawlQueue({ connection, prefix });
     const queue = new Queue(CRAWL_QUEUE, { connection, prefix });
     const limit = `${hostConcurrency}/host${rate > 0 ? `, ${rate}/s` : ''}`;
-    const add = (what: string, atOnce: string, seconds: number) =>
+    const add = async (what: string, atOnce: string, runs: number, pass: () => Promise<number>) => {
+      const seconds: number[] = [];
+      for (let i = 0; i < runs; i++) seconds.push(await pass());
+      seconds.sort((a, b) => a - b);
+      const median = seconds[Math.floor(seconds.length / 2)] ?? 0;
+      const slowest = moduleCount / (seconds.at(-1) ?? 1);
+      const fastest = moduleCount / (seconds[0] ?? 1);
       rows.push({
         what,
         hosts,
         'at once': atOnce,
         modules: moduleCount,
-        seconds,
-        'modules/s': moduleCount / seconds,
+        seconds: median,
+        'modules/s': moduleCount / median,
+        'min–max modules/s': runs > 1 ? `${slowest.toFixed(0)}–${fastest.toFixed(0)}` : '',
       });
+    };
     try {
-      add('git ls-remote loop', '1', await lsRemoteLoop(modules, gitEnv, 1));
-      add(
-        'git ls-remote loop',
-        String(hostConcurrency * hosts),
-        await lsRemoteLoop(modules, gitEnv, hostConcurrency * hosts),
+      await add('git ls-remote loop', '1', repeat, () => lsRemoteLoop(modules, gitEnv, 1));
+      const parallel = hostConcurrency * hosts;
+      await add('git ls-remote loop', String(parallel), repeat, () =>
+        lsRemoteLoop(modules, gitEnv, parallel),
       );
-      add('crawl, cold (all new)', limit, await crawlPass(crawls, queue, modules));
-      add('crawl, warm (nothing new)', limit, await crawlPass(crawls, queue, modules));
+      await add('crawl, cold (all new)', limit, 1, () => crawlPass(crawls, queue, modules));
+      await add('crawl, warm (nothing new)', limit, repeat, () => crawlPass(crawls, queue, modules));
     } finally {
       await queue.obliterate({ force: true }).catch(() => undefined);
       await queue.close();
