@@ -66,7 +66,7 @@ export async function composeProxy(
   const policy = config.DOWNLOAD_MODE_FILE
     ? downloadPolicyOf(config.DOWNLOAD_MODE_FILE.file)
     : DownloadPolicy.uniform(config.DOWNLOAD_MODE, config.DOWNLOAD_REDIRECT_URL);
-  const queue = config.QUEUE_REDIS_URL ? createQueuedFetches(config, logger) : undefined;
+  const queue = config.QUEUE_REDIS_URL ? createQueuedFetches(config, logger, proxyMetrics) : undefined;
   const { versions, degraded } = createVersions(config, storage, policy.fetchesAny ? upstream : undefined, {
     onStale,
     onFailover: (operation, error) => {
@@ -158,13 +158,14 @@ interface QueuedFetches {
  * one job per version however many replicas and clients ask; and the record of recently
  * requested modules, which crathens' crawl-recent scheduler visits more often.
  */
-function createQueuedFetches(config: ProxyConfig, logger: Logger): QueuedFetches {
+function createQueuedFetches(config: ProxyConfig, logger: Logger, metrics: ProxyMetrics): QueuedFetches {
   const connection = createQueueRedis(config.QUEUE_REDIS_URL ?? '', { connectionName: 'modproxy-proxy' });
   const queue = new FetchQueue({
     connection,
     prefix: config.QUEUE_PREFIX,
     waitTimeoutMs: config.FETCH_TIMEOUT_MS,
   });
+  metrics.watchFetchQueue(queue.queue, () => queue.waiters);
   const recent = new RecentModules({
     redis: connection,
     prefix: config.QUEUE_PREFIX,
@@ -172,10 +173,13 @@ function createQueuedFetches(config: ProxyConfig, logger: Logger): QueuedFetches
   });
   const fetcher: VersionFetcher = {
     fetch: async (module, version, options) => {
+      const started = performance.now();
       try {
         await queue.fetch(module, version, options);
+        metrics.queuedFetch('wait', 'completed', performance.now() - started);
       } catch (error) {
         const failure = toModuleError(error, 'queue.fetch', { module, version });
+        metrics.queuedFetch('wait', failure.kind, performance.now() - started);
         // A client that left is no failure; crathens logs the fetch's own failures.
         if (failure.kind !== 'cancelled') {
           logger.warn(
@@ -193,7 +197,15 @@ function createQueuedFetches(config: ProxyConfig, logger: Logger): QueuedFetches
         throw failure;
       }
     },
-    enqueue: (module, version) => queue.enqueue(module, version),
+    enqueue: async (module, version) => {
+      try {
+        await queue.enqueue(module, version);
+        metrics.queuedFetch('enqueue', 'queued', 0);
+      } catch (error) {
+        metrics.queuedFetch('enqueue', toModuleError(error, 'queue.fetch', { module, version }).kind, 0);
+        throw error;
+      }
+    },
   };
   return {
     connection,

@@ -1,3 +1,4 @@
+import type { Queue } from 'bullmq';
 import type { ModuleError } from '@modproxy/errors';
 import {
   Counter,
@@ -8,6 +9,9 @@ import {
   type HttpMetrics,
   type UpstreamCallSample,
 } from '@modproxy/observability';
+
+/** The fetch queue's states shown in `/metrics`. */
+const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed'] as const;
 
 /**
  * The proxy's metrics beside the HTTP ones. Labels are endpoints, results and causes: a
@@ -22,6 +26,8 @@ export class ProxyMetrics {
   private readonly cache: Counter<'endpoint' | 'result'>;
   private readonly staleAnswers: Counter<'operation'>;
   private readonly lathensFailovers: Counter<'operation'>;
+  private readonly queuedFetches: Counter<'mode' | 'outcome'>;
+  private readonly queuedFetchWait: Histogram<'outcome'>;
 
   constructor() {
     this.http = createHttpMetrics('modproxy');
@@ -57,6 +63,19 @@ export class ProxyMetrics {
       labelNames: ['operation'] as const,
       registers,
     });
+    this.queuedFetches = new Counter({
+      name: 'modproxy_queue_fetches_total',
+      help: 'Misses handed to the fetch queue (crathens fetches them), by mode (wait: sync, the request waits; enqueue: async) and outcome (completed, queued, or the error kind)',
+      labelNames: ['mode', 'outcome'] as const,
+      registers,
+    });
+    this.queuedFetchWait = new Histogram({
+      name: 'modproxy_queue_fetch_wait_seconds',
+      help: 'How long a request waited for its queued fetch, by outcome (completed, or the error kind)',
+      labelNames: ['outcome'] as const,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers,
+    });
     // Every series a rate or an alert reads exists from the start, at zero.
     for (const endpoint of ['info', 'mod', 'zip']) {
       for (const result of ['hit', 'miss']) this.cache.inc({ endpoint, result }, 0);
@@ -78,6 +97,39 @@ export class ProxyMetrics {
         this.set(read());
       },
     });
+  }
+
+  /**
+   * Shows the fetch queue from the producer's side, read at scrape time: its jobs by state (the
+   * same queue crathens reports) and this replica's requests waiting for a fetch.
+   */
+  watchFetchQueue(queue: Queue, waiters: () => number): void {
+    const registers = [this.http.registry];
+    new Gauge({
+      name: 'modproxy_queue_jobs',
+      help: 'Jobs in the fetch queue by state, read from Redis at scrape time',
+      labelNames: ['queue', 'state'] as const,
+      registers,
+      async collect() {
+        const counts = await queue.getJobCounts(...QUEUE_STATES).catch(() => undefined);
+        if (!counts) return;
+        for (const state of QUEUE_STATES) this.set({ queue: queue.name, state }, counts[state] ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'modproxy_queue_fetch_waiters',
+      help: 'Requests of this replica waiting for a queued fetch right now',
+      registers,
+      collect() {
+        this.set(waiters());
+      },
+    });
+  }
+
+  /** A miss handed to the fetch queue ended: waited for (`wait`) or only queued (`enqueue`). */
+  queuedFetch(mode: 'wait' | 'enqueue', outcome: string, durationMs: number): void {
+    this.queuedFetches.inc({ mode, outcome });
+    if (mode === 'wait') this.queuedFetchWait.observe({ outcome }, durationMs / 1_000);
   }
 
   fetched(durationMs: number): void {
