@@ -26,6 +26,11 @@ export interface StartAppProcessOptions {
   startTimeoutMs?: number;
   /** More modules for `node --import`, loaded before the app's instrument entry. Default: none. */
   preload?: readonly string[];
+  /**
+   * Node's options before the script, exactly (a deployment file's command, see
+   * apps/deploy-tests), instead of {@link appNodeArgs}' instrument entry and source maps.
+   */
+  nodeArgs?: readonly string[];
 }
 
 /**
@@ -47,7 +52,8 @@ export async function startAppProcess(main: string, options: StartAppProcessOpti
   // Under the tests, the app gets their hermetic network (see hermetic-children.ts).
   const hermetic = hermeticChildOptions();
   const preload = (options.preload ?? []).flatMap((file) => ['--import', file]);
-  const args = [...hermetic.execArgv, ...preload, ...appNodeArgs(main), ...(options.args ?? [])];
+  const command = options.nodeArgs ? [...options.nodeArgs, main] : appNodeArgs(main);
+  const args = [...hermetic.execArgv, ...preload, ...command, ...(options.args ?? [])];
   const child = spawn(process.execPath, args, {
     cwd: options.cwd,
     env: { ...options.env, ...hermetic.env },
