@@ -1,3 +1,4 @@
+import { context, ROOT_CONTEXT } from '@opentelemetry/api';
 import { QueueEvents, type RedisOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 
@@ -64,7 +65,8 @@ export class JobEvents {
   /** Resolves once events are being read; starts reading on the first call. */
   async ready(): Promise<void> {
     if (this.closed) throw new Error('job events are closed');
-    this.starting ??= this.start();
+    // Outside the caller's trace: the reader lives on, and its blocking reads belong to no request.
+    this.starting ??= context.with(ROOT_CONTEXT, () => this.start());
     await this.starting;
   }
 

@@ -30,6 +30,8 @@ export interface OtlpReceiver {
   waitForSpans(check: (spans: ReceivedSpan[]) => boolean, what: string, timeoutMs?: number): Promise<void>;
   /** The raw bodies, to search for secrets. */
   rawBodies(): string[];
+  /** The headers of each trace export request (the configured OTLP headers arrive here). */
+  requestHeaders(): Array<Record<string, string | string[] | undefined>>;
   close(): Promise<void>;
 }
 
@@ -90,6 +92,7 @@ function hexId(id: string | undefined): string {
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
   const bodies: string[] = [];
+  const headers: Array<Record<string, string | string[] | undefined>> = [];
   let exports = 0;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -106,6 +109,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       }
       const text = Buffer.concat(chunks).toString('utf8');
       bodies.push(text);
+      headers.push({ ...req.headers });
       let request: OtlpExport;
       try {
         request = JSON.parse(text) as OtlpExport;
@@ -141,6 +145,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     spans: () => [...spans],
     exports: () => exports,
     rawBodies: () => [...bodies],
+    requestHeaders: () => [...headers],
     waitForSpans: (check, what, timeoutMs = 30_000) =>
       waitUntil(() => check(spans), { what, timeoutMs, intervalMs: 50 }),
     close: () =>
