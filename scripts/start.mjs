@@ -5,7 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -17,6 +17,12 @@ if (!existsSync(join(root, 'node_modules', '.package-lock.json'))) {
 
 const { buildApp } = await import('./build-app.mjs');
 const main = await buildApp('proxy');
-const child = spawn(process.execPath, ['--enable-source-maps', main], { cwd: root, stdio: 'inherit' });
+// The tracing entry first (it hooks the app's imports); with no OTEL_* variable set it exports
+// nothing and connects nowhere.
+const instrument = pathToFileURL(join(dirname(main), 'instrument.js')).href;
+const child = spawn(process.execPath, ['--import', instrument, '--enable-source-maps', main], {
+  cwd: root,
+  stdio: 'inherit',
+});
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { FixtureModule } from '@modproxy/testing';
+import { appNodeArgs, type FixtureModule } from '@modproxy/testing';
 import { CrathensHarness, crathensMain } from './test-support/crathens-harness';
 import { HoldingGo } from './test-support/holding-go';
 
@@ -166,7 +166,7 @@ describe('the crathens process (SIGKILL, SIGTERM, configuration)', () => {
   ])(
     'refuses to start on a wrong value, naming the variable, with exit code 2: %o',
     async (wrong, message) => {
-      const child = spawn(process.execPath, [crathensMain], {
+      const child = spawn(process.execPath, appNodeArgs(crathensMain), {
         env: harness.env(harness.newPrefix(), wrong),
         stdio: ['ignore', 'pipe', 'pipe'],
       });

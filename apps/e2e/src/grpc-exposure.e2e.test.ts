@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCommand } from '@modproxy/testing';
+import { appNodeArgs, runCommand } from '@modproxy/testing';
 
 const root = join(__dirname, '..', '..', '..');
 const main = (app: string) => join(root, 'dist', 'apps', app, 'main.js');
@@ -20,7 +20,10 @@ describe('gRPC servers exposed without a token', () => {
     ['lathens', { HOST: '0.0.0.0', STORAGE_TYPE: 'none' }, 'GRPC_TOKEN'],
     ['lathens', { HOST: '10.1.2.3', STORAGE_TYPE: 'none' }, 'GRPC_TOKEN'],
   ])('%s on %o refuses to start and names %s', async (app, env, variable) => {
-    const result = await runCommand(process.execPath, [main(app)], { cwd: root, env: { ...base, ...env } });
+    const result = await runCommand(process.execPath, appNodeArgs(main(app)), {
+      cwd: root,
+      env: { ...base, ...env },
+    });
     expect(result.exitCode, result.stderr).toBe(2);
     expect(result.stderr).toContain(`${variable}: is required when`);
     expect(result.stderr).toContain('GRPC_ALLOW_UNAUTHENTICATED=true');
@@ -31,7 +34,10 @@ describe('gRPC servers exposed without a token', () => {
     ['storage', { GRPC_HOST: '0.0.0.0', GRPC_ALLOW_UNAUTHENTICATED: 'maybe' }, 'GRPC_ALLOW_UNAUTHENTICATED'],
     ['lathens', { TLS_CERT_FILE: '/nonexistent/cert.pem' }, 'TLS_KEY_FILE'],
   ])('%s refuses a wrong value: %o names %s', async (app, env, variable) => {
-    const result = await runCommand(process.execPath, [main(app)], { cwd: root, env: { ...base, ...env } });
+    const result = await runCommand(process.execPath, appNodeArgs(main(app)), {
+      cwd: root,
+      env: { ...base, ...env },
+    });
     expect(result.exitCode, result.stderr).toBe(2);
     expect(result.stderr).toContain(`${variable}: `);
   });

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempDir, removeDir, runCommandOrThrow } from '@modproxy/testing';
+import { appNodeArgs, createTempDir, removeDir, runCommandOrThrow } from '@modproxy/testing';
 
 const root = join(__dirname, '..', '..', '..');
 const main = join(root, 'dist', 'apps', 'proxy', 'main.js');
@@ -14,7 +14,7 @@ interface Started {
 }
 
 function run(env: Record<string, string>): Started {
-  const child = spawn(process.execPath, [main], {
+  const child = spawn(process.execPath, appNodeArgs(main), {
     cwd: root,
     env: { PATH: process.env['PATH'] ?? '', ...env },
     stdio: 'pipe',

@@ -31,6 +31,8 @@ export interface Tracing {
   shutdown(): Promise<void>;
 }
 
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
 /** An attribute longer than this is cut (a BullMQ script's arguments, a long URL). */
 const ATTRIBUTE_VALUE_LENGTH_LIMIT = 2048;
 
@@ -53,13 +55,18 @@ export async function startTracing(options: StartTracingOptions): Promise<Tracin
   const { registerOptions, waitForAllMessagesAcknowledged } = createAddHookMessageChannel();
   register('import-in-the-middle/hook.mjs', import.meta.url, registerOptions);
 
+  const redactor = new SecretRedactor(telemetrySecrets(env));
+  // The SDK's reports pass OTEL_LOG_LEVEL's filter only; our own lines follow LOG_LEVEL (the
+  // app validates it later: an unknown one means the default here).
+  const diagLines = createLogger({ service: options.service, level: 'trace', redactor });
+  const requested = env['LOG_LEVEL']?.trim().toLowerCase() ?? '';
   const logger = createLogger({
     service: options.service,
-    level: 'trace',
-    redactor: new SecretRedactor(telemetrySecrets(env)),
+    level: LOG_LEVELS.includes(requested) ? requested : 'info',
+    redactor,
   });
   const diagOptions = { logLevel: DIAG_LEVELS[config.diagLevel], suppressOverrideMessage: true };
-  diag.setLogger(diagLogger(logger), diagOptions);
+  diag.setLogger(diagLogger(diagLines), diagOptions);
   const instrumentations = createInstrumentations();
 
   const spanProcessors: SpanProcessor[] | undefined = config.otlp ? undefined : [new NoopSpanProcessor()];
@@ -81,7 +88,7 @@ export async function startTracing(options: StartTracingOptions): Promise<Tracin
     metricReaders: [],
     logRecordProcessors: [],
   });
-  diag.setLogger(diagLogger(logger), diagOptions);
+  diag.setLogger(diagLogger(diagLines), diagOptions);
   sdk.start();
   await waitForAllMessagesAcknowledged();
   logger.debug(
