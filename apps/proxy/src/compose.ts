@@ -12,7 +12,7 @@ import type { Logger } from '@modproxy/observability';
 import { createQueueRedis, FetchQueue, RecentModules } from '@modproxy/queue';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage } from '@modproxy/storage-grpc';
-import { toModuleError, type ModuleError } from '@modproxy/errors';
+import { errors, toModuleError, type ModuleError } from '@modproxy/errors';
 import {
   CachedVersions,
   FailoverVersions,
@@ -175,6 +175,7 @@ function createQueuedFetches(config: ProxyConfig, logger: Logger, metrics: Proxy
     fetch: async (module, version, options) => {
       const started = performance.now();
       try {
+        await queueReachable(connection, module, version);
         await queue.fetch(module, version, options);
         metrics.queuedFetch('wait', 'completed', performance.now() - started);
       } catch (error) {
@@ -199,6 +200,7 @@ function createQueuedFetches(config: ProxyConfig, logger: Logger, metrics: Proxy
     },
     enqueue: async (module, version) => {
       try {
+        await queueReachable(connection, module, version);
         await queue.enqueue(module, version);
         metrics.queuedFetch('enqueue', 'queued', 0);
       } catch (error) {
@@ -212,11 +214,67 @@ function createQueuedFetches(config: ProxyConfig, logger: Logger, metrics: Proxy
     fetcher,
     events: { requested: (module) => recent.touch(module) },
     close: async () => {
-      await recent.close();
-      await queue.close();
-      await connection.quit().catch(() => undefined);
+      // Closing politely waits for Redis; a Redis that is away must not hold up shutdown.
+      let timer: NodeJS.Timeout | undefined;
+      const gaveUp = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, QUEUE_CLOSE_WAIT_MS);
+      });
+      if (connection.status !== 'ready') {
+        // Nothing can be written now: stop the touch batches (their last batch is dropped).
+        void recent.close();
+        connection.disconnect();
+        return;
+      }
+      await Promise.race([
+        (async () => {
+          await recent.close();
+          await queue.close();
+          await connection.quit().catch(() => undefined);
+        })(),
+        gaveUp,
+      ]);
+      clearTimeout(timer);
+      connection.disconnect();
     },
   };
+}
+
+/** How long shutdown waits for the queue's connections to close cleanly. */
+const QUEUE_CLOSE_WAIT_MS = 5_000;
+
+/** How long a miss waits for a queue Redis that is (re)connecting before it is refused. */
+const QUEUE_CONNECT_WAIT_MS = 2_000;
+
+/**
+ * A miss while the queue Redis is away is refused at once (503, Retry-After) rather than held:
+ * its commands would wait for the reconnection, past any deadline. A connection being made
+ * (start-up, a reconnect) gets a moment first.
+ */
+async function queueReachable(connection: Redis, module: string, version: string): Promise<void> {
+  if (connection.status === 'ready') return;
+  const ready = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => {
+      connection.off('ready', onReady);
+      resolve(false);
+    }, QUEUE_CONNECT_WAIT_MS);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    connection.once('ready', onReady);
+  });
+  if (!ready) {
+    throw errors.unavailable(
+      'queue.fetch',
+      `${module}@${version}: the fetch queue is unavailable; try again shortly`,
+      {
+        module,
+        version,
+        retryAfterSeconds: 10,
+        detail: `queue Redis connection ${connection.status}`,
+      },
+    );
+  }
 }
 
 interface VersionsEvents {

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { errors, type ModuleError } from '@modproxy/errors';
@@ -10,6 +10,7 @@ import { createQueueRedis, FETCH_QUEUE, JobWorker, RecentModules } from '@modpro
 import { MemoryStorage } from '@modproxy/storage';
 import {
   createTempDir,
+  getFreePort,
   removeDir,
   startRedisServer,
   startStaticGoproxy,
@@ -195,6 +196,34 @@ describe('proxy misses through the fetch queue (real Redis)', () => {
     expect((await recent.since(startedAt)).sort()).toEqual([
       'example.test/queued/listed-only',
       module.module,
+    ]);
+  });
+
+  it('with the queue Redis away: serves what is stored, refuses a miss with 503 and Retry-After, reports degraded', async () => {
+    prefix = `q-${randomUUID()}`;
+    const storage = new MemoryStorage();
+    const stored = modules[3] as LargeModule;
+    await storage.save({
+      module: stored.module,
+      version: stored.version,
+      info: stored.info,
+      mod: stored.mod,
+      zip: Readable.from([stored.zip]),
+    });
+    const closed = await getFreePort();
+    const proxy = await replica(storage, { QUEUE_REDIS_URL: `redis://127.0.0.1:${closed}` });
+    const hit = await get(`${proxy.url}${zipPath(stored)}`);
+    expect([hit.status, sha256(hit.body)]).toEqual([200, stored.zipSha256]);
+    const miss = await get(`${proxy.url}/example.test/queued/away/@v/v1.0.0.mod`);
+    expect([miss.status, miss.headers.get('retry-after'), miss.body.toString()]).toEqual([
+      503,
+      '10',
+      'example.test/queued/away@v1.0.0: the fetch queue is unavailable; try again shortly\n',
+    ]);
+    const ready = await get(`${proxy.url}/readyz`);
+    expect([ready.status, ready.body.toString()]).toEqual([
+      200,
+      'degraded: queue Redis unavailable, misses wait\n',
     ]);
   });
 
