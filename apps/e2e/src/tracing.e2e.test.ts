@@ -43,11 +43,18 @@ const describeSpan = (span: ReceivedSpan) => `${span.service}: ${span.kind} ${sp
 function getOnce(
   url: string,
   headers: Record<string, string>,
-): Promise<{ status: number; headers: Record<string, unknown> }> {
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
     get(url, { agent: false, headers }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString('latin1'),
+        }),
+      );
       res.on('error', reject);
     }).on('error', reject);
   });
@@ -67,6 +74,8 @@ describe('one trace across the deployment', () => {
   let receiver: OtlpReceiver;
   let sandbox: string;
   let proxyUrl = '';
+  /** Every process's /metrics. */
+  const metricsUrls: string[] = [];
 
   beforeAll(async () => {
     fixtures = await createFixtureModules();
@@ -103,6 +112,7 @@ describe('one trace across the deployment', () => {
       },
       /grpc 127\.0\.0\.1:(\d+) http (\d+)/,
     );
+    metricsUrls.push(`http://127.0.0.1:${storage.match[2] ?? ''}/metrics`);
     const storageEnv = {
       STORAGE_TYPE: 'grpc',
       STORAGE_GRPC_URL: `127.0.0.1:${storage.match[1] ?? ''}`,
@@ -122,9 +132,10 @@ describe('one trace across the deployment', () => {
       },
       /lathens listening: grpc (\S+) http (\S+)/,
     );
+    metricsUrls.push(`${lathens.match[2] ?? ''}/metrics`);
     const lathensEnv = { LATHENS_GRPC_URL: lathens.match[1] ?? '', LATHENS_GRPC_TOKEN: token };
     const queueEnv = { QUEUE_REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: prefix };
-    await start(
+    const crathens = await start(
       'crathens',
       {
         ...fixtures.directEnv,
@@ -143,6 +154,7 @@ describe('one trace across the deployment', () => {
       /export GOPROXY=(\S+)/,
     );
     proxyUrl = proxy.match[1] ?? '';
+    metricsUrls.push(`${crathens.match[1] ?? ''}/metrics`, `${proxyUrl}/metrics`);
   });
 
   afterAll(async () => {
@@ -164,6 +176,18 @@ describe('one trace across the deployment', () => {
     });
     expect(response.status).toBe(200);
     expect(response.headers['x-request-id']).toBe('cold-zip-1');
+
+    // Metric labels are bounded: no module path in any series of any process (the VCS host,
+    // the path's first element, may be one).
+    for (const url of metricsUrls) {
+      const metrics = await getOnce(url, {});
+      expect(metrics.status, url).toBe(200);
+      const labelled = metrics.body.split('\n').filter((line) => line.includes('{'));
+      expect(labelled.length, url).toBeGreaterThan(0);
+      expect(
+        labelled.filter((line) => line.includes(module.path) || line.includes(module.escapedPath)),
+      ).toEqual([]);
+    }
 
     // Graceful shutdown flushes every process's spans (nothing was sent before: see the delay).
     const exits = [];
