@@ -7,6 +7,7 @@ import {
   type HttpMetrics,
   type Logger,
 } from '@modproxy/observability';
+import { AdminAuth } from '@modproxy/http';
 import { createQueueRedis, FetchQueue, type JobMiddleware, type JobWorkerOptions } from '@modproxy/queue';
 import type { ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage } from '@modproxy/storage-grpc';
@@ -17,6 +18,7 @@ import type { CrathensConfig } from './config';
 import { crathensExtensions } from './extensions';
 import { createFetchWorker } from './fetch-worker';
 import { createAdminApp } from './http/admin-app';
+import { QueueDashboard } from './http/queue-dashboard';
 import { JobMetrics } from './job-metrics';
 
 /** A part of crathens with a life of its own: a worker, a scheduler. */
@@ -162,7 +164,18 @@ export async function composeCrathens(
     for (const component of components) await component.readiness?.();
     return 'ok';
   };
-  const app = createAdminApp({ logger, metrics, readiness, isShuttingDown: () => shuttingDown });
+  // Bull Board behind the admin authentication; without credentials it is off (404).
+  const auth = AdminAuth.fromConfig(config);
+  const dashboard = auth.mode === 'off' ? undefined : new QueueDashboard({ connection, prefix });
+  if (!dashboard)
+    logger.info('queue dashboard off: set ADMIN_PASSWORD or ADMIN_TOKEN to serve /admin/queues');
+  const app = createAdminApp({
+    logger,
+    metrics,
+    readiness,
+    isShuttingDown: () => shuttingDown,
+    ...(dashboard ? { dashboard: { auth, queues: dashboard } } : {}),
+  });
 
   return {
     context,
@@ -185,6 +198,7 @@ export async function composeCrathens(
         ),
       );
       await fetchQueue.close().catch(() => undefined);
+      await dashboard?.close();
       if (!overrides.upstream) await upstream.close?.();
       await lathens?.close();
       await storage.close();

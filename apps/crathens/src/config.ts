@@ -8,6 +8,7 @@ import {
   positiveInt,
   type LoadConfigOptions,
 } from '@modproxy/config';
+import { adminAuthConfigShape, checkAdminAuthConfig } from '@modproxy/http';
 import { upstreamConfigShape } from '@modproxy/upstream';
 import { crawlConfigShape } from './crawl/crawl-config';
 
@@ -22,6 +23,8 @@ export const crathensConfigShape = {
   /** Where the admin HTTP server (/healthz, /readyz, /metrics) listens. */
   ADMIN_HOST: z.string().min(1).default('127.0.0.1'),
   ADMIN_PORT: port(7073),
+  /** Who may open the queue dashboard (/admin/queues); /healthz, /readyz and /metrics stay open. */
+  ...adminAuthConfigShape,
   /** The BullMQ Redis, shared with every producer; `maxmemory-policy noeviction`. */
   QUEUE_REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   /** BullMQ key prefix; producers (the proxy, the warm command) must use the same. */
@@ -59,6 +62,7 @@ export const crathensConfigShape = {
 };
 
 export const crathensConfigSchema = z.object(crathensConfigShape).superRefine((config, ctx) => {
+  checkAdminAuthConfig(config, ctx);
   if (!config.STORAGE_GRPC_URL) {
     ctx.addIssue({
       code: 'custom',
