@@ -13,6 +13,8 @@
 #   docs/operations.md.
 # - The apps that fetch from VCS (proxy for `direct`, lathens for `direct` lists, crathens)
 #   carry git, ssh and the go command.
+# - Each runs `node --import <instrument.js> <main.js>`: the OpenTelemetry entry first, as
+#   everywhere (README, npm start, startAppProcess).
 #
 # The deployment tests (apps/deploy-tests) parse this file: the stages, every COPY source, the
 # user, the base image and the command each target runs.
@@ -73,7 +75,7 @@ ENV HOST=0.0.0.0 \
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "/app/scripts/healthcheck.mjs", "http://127.0.0.1:3000/readyz"]
-CMD ["node", "--enable-source-maps", "/app/dist/apps/proxy/main.js"]
+CMD ["node", "--import", "/app/dist/apps/proxy/instrument.js", "--enable-source-maps", "/app/dist/apps/proxy/main.js"]
 
 FROM runtime AS storage
 COPY --from=build /src/dist/apps/storage ./dist/apps/storage
@@ -82,7 +84,7 @@ ENV GRPC_HOST=0.0.0.0 \
 EXPOSE 50051 9464
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "/app/scripts/healthcheck.mjs", "http://127.0.0.1:9464/readyz"]
-CMD ["node", "--enable-source-maps", "/app/dist/apps/storage/main.js"]
+CMD ["node", "--import", "/app/dist/apps/storage/instrument.js", "--enable-source-maps", "/app/dist/apps/storage/main.js"]
 
 FROM runtime-vcs AS lathens
 COPY --from=build /src/dist/apps/lathens ./dist/apps/lathens
@@ -91,7 +93,7 @@ ENV HOST=0.0.0.0 \
 EXPOSE 7071 7072
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "/app/scripts/healthcheck.mjs", "http://127.0.0.1:7072/readyz"]
-CMD ["node", "--enable-source-maps", "/app/dist/apps/lathens/main.js"]
+CMD ["node", "--import", "/app/dist/apps/lathens/instrument.js", "--enable-source-maps", "/app/dist/apps/lathens/main.js"]
 
 FROM runtime-vcs AS crathens
 COPY --from=build /src/dist/apps/crathens ./dist/apps/crathens
@@ -99,4 +101,4 @@ ENV ADMIN_HOST=0.0.0.0
 EXPOSE 7073
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "/app/scripts/healthcheck.mjs", "http://127.0.0.1:7073/readyz"]
-CMD ["node", "--enable-source-maps", "/app/dist/apps/crathens/main.js"]
+CMD ["node", "--import", "/app/dist/apps/crathens/instrument.js", "--enable-source-maps", "/app/dist/apps/crathens/main.js"]
