@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { get } from 'node:http';
 import { join } from 'node:path';
+import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   type AppProcess,
@@ -18,6 +20,26 @@ import {
 
 const root = join(__dirname, '..', '..', '..');
 const main = (app: string) => join(root, 'dist', 'apps', app, 'main.js');
+
+const HealthClient = makeGenericClientConstructor(healthService, 'Health');
+
+/** One grpc.health.v1 Check, as a probe sends it; resolves with the status. */
+function grpcHealthCheck(address: string): Promise<string> {
+  const client = new HealthClient(address, credentials.createInsecure()) as unknown as {
+    check(
+      request: { service: string },
+      done: (error: Error | null, answer: { status: string }) => void,
+    ): void;
+    close(): void;
+  };
+  return new Promise<string>((resolve, reject) => {
+    client.check({ service: '' }, (error, answer) => {
+      client.close();
+      if (error) reject(error);
+      else resolve(answer.status);
+    });
+  });
+}
 
 /** The spans of one trace, with what is needed to walk up from any of them. */
 function traceOf(spans: ReceivedSpan[], traceId: string) {
@@ -74,6 +96,7 @@ describe('one trace across the deployment', () => {
   let receiver: OtlpReceiver;
   let sandbox: string;
   let proxyUrl = '';
+  let storageGrpc = '';
   /** Every process's /metrics. */
   const metricsUrls: string[] = [];
 
@@ -113,6 +136,7 @@ describe('one trace across the deployment', () => {
       /grpc 127\.0\.0\.1:(\d+) http (\d+)/,
     );
     metricsUrls.push(`http://127.0.0.1:${storage.match[2] ?? ''}/metrics`);
+    storageGrpc = `127.0.0.1:${storage.match[1] ?? ''}`;
     const storageEnv = {
       STORAGE_TYPE: 'grpc',
       STORAGE_GRPC_URL: `127.0.0.1:${storage.match[1] ?? ''}`,
@@ -171,6 +195,8 @@ describe('one trace across the deployment', () => {
     for (const path of ['/healthz', '/readyz', '/metrics']) {
       expect((await getOnce(`${proxyUrl}${path}`, {})).status).toBe(200);
     }
+    // And a kubelet's gRPC probe of the storage service, with no trace context of its own.
+    expect(await grpcHealthCheck(storageGrpc)).toBe('SERVING');
     const response = await getOnce(`${proxyUrl}/${module.escapedPath}/@v/${version}.zip`, {
       'X-Request-Id': 'cold-zip-1',
     });
