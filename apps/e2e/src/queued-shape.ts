@@ -4,9 +4,6 @@ import { join } from 'node:path';
 import { GrpcStorage } from '@modproxy/storage-grpc';
 import { createTempDir, removeDir, startAppProcess, type AppProcess } from '@modproxy/testing';
 
-const root = join(__dirname, '..', '..', '..');
-const main = (app: string) => join(root, 'dist', 'apps', app, 'main.js');
-
 export interface QueuedShapeOptions {
   mongoUri: string;
   /** One Redis for lathens' cache and the queue (a test; production splits them). */
@@ -23,6 +20,8 @@ export interface QueuedShapeOptions {
   proxyEnv?: Record<string, string>;
   /** @default 'warn' */
   logLevel?: string;
+  /** The repository, whose dist/apps holds the built apps. Default: found from this file. */
+  root?: string;
 }
 
 export interface QueuedShape {
@@ -47,6 +46,8 @@ export interface QueuedShape {
  * replicas that hand every miss to the queue (QUEUE_REDIS_URL) and keep nothing themselves.
  */
 export async function startQueuedShape(options: QueuedShapeOptions): Promise<QueuedShape> {
+  const root = options.root ?? join(__dirname, '..', '..', '..');
+  const main = (app: string) => join(root, 'dist', 'apps', app, 'main.js');
   const token = randomBytes(24).toString('hex');
   const prefix = `q${randomBytes(4).toString('hex')}`;
   const sandbox = await createTempDir('queued-shape-');
