@@ -53,9 +53,17 @@ describe('the proxy process', () => {
   it.each([
     [{ PORT: 'eighty' }, /PORT: /],
     [{ UPSTREAM: 'ftp://proxy.invalid' }, /UPSTREAM: /],
-    [{ DOWNLOAD_MODE: 'sometimes' }, /DOWNLOAD_MODE: must be sync, async or none/],
+    [
+      { DOWNLOAD_MODE: 'sometimes' },
+      /DOWNLOAD_MODE: must be one of sync, async, none, redirect, async_redirect/,
+    ],
     [{ STORAGE_TYPE: 's3' }, /STORAGE_TYPE: must be disk, memory or grpc/],
     [{ STORAGE_TYPE: 'grpc' }, /STORAGE_GRPC_URL: is required when STORAGE_TYPE=grpc/],
+    [
+      { DOWNLOAD_MODE_FILE: '/nonexistent/modes.json' },
+      /DOWNLOAD_MODE_FILE: cannot read \/nonexistent\/modes\.json: ENOENT/,
+    ],
+    [{ DOWNLOAD_MODE: 'redirect' }, /DOWNLOAD_REDIRECT_URL: is required when DOWNLOAD_MODE=redirect/],
   ])('refuses to start on a wrong value and names the variable: %o', async (env, message) => {
     const proxy = run({ STORAGE_DIR: storageDir, ...env });
     const [code] = await once(proxy.child, 'exit');
