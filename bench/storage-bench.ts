@@ -7,19 +7,20 @@
  * a fresh storage process and proxy, so their peak RSS covers the downloads only.
  *
  *   npm run bench:storage -- [--size-mib 100] [--repeat 3] [--clients 16] [--backends disk,mongo]
+ *                            [--ferretdb-backend postgresql|sqlite]
  *
- * The mongo backend runs against FerretDB v1 (SQLite-backed, MongoDB wire protocol), built by
- * scripts/ensure-ferretdb.sh on first use: its figures say little about a real MongoDB.
- * Everything (bench client, proxy, storage server, FerretDB) shares the same cores.
+ * The mongo backend runs against FerretDB v1 (MongoDB wire protocol) on PostgreSQL, or on SQLite
+ * with `--ferretdb-backend sqlite`; FerretDB is built by scripts/ensure-ferretdb.sh on first use.
+ * Its figures say little about a real MongoDB. Everything (bench client, proxy, storage server,
+ * FerretDB, PostgreSQL) shares the same cores.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { GrpcStorage } from '@modproxy/storage-grpc';
-import { ensureFerretDb, startFerretDb } from '@modproxy/storage-mongo/testing';
+import { ensureFerretDb, type FerretDbBackend, startFerretDb } from '@modproxy/storage-mongo/testing';
 import { type AppProcess, createTempDir, removeDir, startAppProcess } from '@modproxy/testing';
 import { parseArgs, peakRssMiB, printTable, rssMiB } from './bench-support';
 
@@ -36,6 +37,7 @@ interface BenchOptions {
   repeat: number;
   clients: number;
   backends: BackendName[];
+  ferretDbBackend: FerretDbBackend;
 }
 
 interface Payload {
@@ -64,7 +66,11 @@ function readOptions(): BenchOptions {
   for (const backend of backends) {
     if (backend !== 'disk' && backend !== 'mongo') throw new Error(`--backends: unknown backend ${backend}`);
   }
+  const ferretDbBackend = args.get('ferretdb-backend') ?? 'postgresql';
+  if (ferretDbBackend !== 'postgresql' && ferretDbBackend !== 'sqlite')
+    throw new Error(`--ferretdb-backend: postgresql or sqlite, not ${ferretDbBackend}`);
   return {
+    ferretDbBackend,
     sizeMiB: positive('size-mib', 100),
     repeat: positive('repeat', 3),
     clients: positive('clients', 16),
@@ -94,7 +100,7 @@ function zipStream(data: Buffer): Readable {
  * An empty backend. Each phase gets its own: FerretDB serves GridFS reads by scanning, so its
  * reads slow down as the chunks collection grows, and zips of earlier phases would skew later ones.
  */
-async function openBackend(name: BackendName, work: string): Promise<Backend> {
+async function openBackend(name: BackendName, work: string, options: BenchOptions): Promise<Backend> {
   if (name === 'disk') {
     return {
       name,
@@ -102,15 +108,10 @@ async function openBackend(name: BackendName, work: string): Promise<Backend> {
       stop: async () => undefined,
     };
   }
-  // Passed explicitly: the library's default path is computed from its own file's location,
-  // which points elsewhere once this script is bundled into tmp/run/.
-  const binary = join(root, 'tmp', 'bin', 'ferretdb');
-  if (!existsSync(binary)) {
-    process.stderr.write('building FerretDB (scripts/ensure-ferretdb.sh, a few minutes the first time)…\n');
-    execFileSync('bash', [join(root, 'scripts', 'ensure-ferretdb.sh')], { stdio: ['ignore', 2, 2] });
-  }
-  await ensureFerretDb(binary);
-  const ferret = await startFerretDb({ binary });
+  process.stderr.write('FerretDB: building it if missing (a few minutes the first time)…\n');
+  await ensureFerretDb();
+  // On PostgreSQL: a server of its own for this phase, stopped with FerretDB.
+  const ferret = await startFerretDb({ backend: options.ferretDbBackend });
   return {
     name,
     env: { STORAGE_BACKEND: 'mongo', MONGODB_URI: ferret.uri, MONGODB_DATABASE: 'modproxy_bench' },
@@ -155,9 +156,10 @@ async function startProxy(storageUrl: string): Promise<{ process: AppProcess; ur
 async function withBackend<T>(
   name: BackendName,
   work: string,
+  options: BenchOptions,
   body: (backend: Backend) => Promise<T>,
 ): Promise<T> {
-  const backend = await openBackend(name, work);
+  const backend = await openBackend(name, work, options);
   try {
     return await body(backend);
   } finally {
@@ -348,11 +350,11 @@ async function main(): Promise<void> {
   try {
     for (const name of options.backends) {
       throughputRows.push(
-        ...(await withBackend(name, work, (backend) => measureThroughput(backend, large, options))),
+        ...(await withBackend(name, work, options, (backend) => measureThroughput(backend, large, options))),
       );
       for (const zip of rssPayloads) {
         rssRows.push(
-          await withBackend(name, work, async (backend) => {
+          await withBackend(name, work, options, async (backend) => {
             await seed(backend, zip);
             return measureConcurrentDownloads(backend, zip, options);
           }),
@@ -362,7 +364,7 @@ async function main(): Promise<void> {
   } finally {
     await removeDir(work);
     const mongo = options.backends.includes('mongo')
-      ? '; mongo = MongoStorage (GridFS) on FerretDB v1, which is SQLite-backed, not a real MongoDB'
+      ? `; mongo = MongoStorage (GridFS) on FerretDB v1 on ${options.ferretDbBackend === 'sqlite' ? 'SQLite' : 'PostgreSQL'}, not a real MongoDB`
       : '';
     process.stdout.write(
       `\nStorage service over gRPC on loopback: Save and GetZip of one ${options.sizeMiB} MiB zip` +

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs FerretDB (a MongoDB-wire server over SQLite) into <repo>/tmp/bin/ferretdb, so the
+# Installs FerretDB (a MongoDB-wire server over PostgreSQL or SQLite) into <repo>/tmp/bin/ferretdb, so the
 # MongoDB storage tests can run against a real wire-protocol server on a machine where no
 # MongoDB can be installed. The version is pinned; the binary is kept between runs and rebuilt
 # only when it is missing or reports another version.
 #
-# FerretDB v1.24.0 is the last v1 release: v2 needs PostgreSQL with the DocumentDB extension,
-# while v1 still has the embedded SQLite backend. Its SQLite driver (modernc.org/sqlite) is
+# FerretDB v1.24.0 is the last v1 release: v2 needs PostgreSQL with the DocumentDB extension
+# (not in Debian), while v1 works with a plain PostgreSQL (`--handler=postgresql`, what the tests
+# use) and still has the embedded SQLite backend. Its SQLite driver (modernc.org/sqlite) is
 # pure Go, so the build needs no C compiler (CGO_ENABLED=0) and no build tags (SQLite is in
 # the default build; the `ferretdb_no_sqlite` tag would remove it).
 #

@@ -23,6 +23,22 @@ if ! command -v redis-server >/dev/null 2>&1; then
   need redis-server "apt-get install redis-server did not put it on PATH"
 fi
 
+# PostgreSQL's server (Debian's postgresql): FerretDB's primary backend, which the MongoDB
+# storage tests and benchmarks use (libs/storage-mongo/src/testing/postgres-server.ts runs
+# initdb and postgres in a temp dir on a free loopback port, as the `postgres` user the package
+# creates when the tests run as root). The package's own cluster and service are not used.
+has_postgres() {
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1
+}
+if ! has_postgres; then
+  command -v apt-get >/dev/null 2>&1 || { echo "install-system-deps: install the PostgreSQL server (13 or newer)" >&2; exit 1; }
+  echo "install-system-deps: installing postgresql"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  has_postgres || { echo "install-system-deps: apt-get install postgresql did not install initdb" >&2; exit 1; }
+fi
+
 # docker-compose (Debian's v1) validates docker-compose.yml offline, and promtool (in Debian's
 # prometheus package) checks the Prometheus configuration: the deployment tests
 # (apps/deploy-tests) run both; neither needs a container engine or a running server.
@@ -39,6 +55,6 @@ if ((${#missing[@]} > 0)); then
   need promtool "apt-get install prometheus did not put promtool on PATH"
 fi
 
-# FerretDB (MongoDB wire protocol over SQLite): no MongoDB server installs on these machines.
+# FerretDB (MongoDB wire protocol, on the PostgreSQL above): no MongoDB server installs on these machines.
 # Built once from the Go module proxy into tmp/bin and reused (about 2 minutes cold).
 bash scripts/ensure-ferretdb.sh >/dev/null

@@ -18,6 +18,7 @@ import {
   startRedisServer,
 } from '@modproxy/testing';
 import { GrpcVersions } from '@modproxy/versions-grpc';
+import { createPostgresRole } from '@modproxy/storage-mongo/testing';
 import { type EchoingUpstream, startEchoingUpstream, UPSTREAM_BEHAVIOURS } from './echoing-upstream';
 
 const root = join(__dirname, '..', '..', '..');
@@ -237,6 +238,8 @@ describe('no secret in any log line, configuration error or response body', () =
     // The closed port first: a failure of the second upstream then is the one reported.
     upstreamList = `http://${userinfo(secrets.closedUpstream)}127.0.0.1:${closedPort}|${upstreamUrl}`;
     const mongo = new URL(inject('mongoUri'));
+    // FerretDB on PostgreSQL signs a PLAIN user in as that PostgreSQL role (trust: any password).
+    await createPostgresRole(inject('postgresUrl'), secrets.mongo.user);
     const mongoUri = `mongodb://${userinfo(secrets.mongo)}${mongo.host}/?directConnection=true&authMechanism=PLAIN`;
 
     const base = {

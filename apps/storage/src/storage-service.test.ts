@@ -93,7 +93,7 @@ describe('storage service', () => {
   });
 
   it('reports ready while MongoDB answers and not ready when it does not', async () => {
-    const mongo = await startFerretDb();
+    const mongo = await startFerretDb({ postgresUrl: inject('postgresUrl') });
     const service = await startService({
       STORAGE_BACKEND: 'mongo',
       MONGODB_URI: mongo.uri,

@@ -282,7 +282,7 @@ describe('MongoStorage on FerretDB', () => {
   });
 
   it('answers ping while the server runs, and fails readiness and reads with unavailable once it stops', async () => {
-    const server = await startFerretDb();
+    const server = await startFerretDb({ postgresUrl: inject('postgresUrl') });
     try {
       const storage = await MongoStorage.connect({ uri: server.uri, serverSelectionTimeoutMs: 1_000 });
       opened.push(storage);

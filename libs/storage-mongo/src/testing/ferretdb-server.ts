@@ -1,27 +1,67 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { access, constants, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { MongoClient } from 'mongodb';
+import {
+  createPostgresDatabase,
+  dropPostgresDatabase,
+  startPostgresServer,
+  type PostgresServer,
+} from './postgres-server';
 
 /**
- * A throwaway FerretDB (MongoDB wire protocol over SQLite) for tests: no MongoDB server can be
- * installed on the development and CI machines, so the MongoDB storage is exercised against
+ * A throwaway FerretDB (MongoDB wire protocol) for tests and benchmarks: no MongoDB server can
+ * be installed on the development and CI machines, so the MongoDB storage is exercised against
  * this real wire-protocol server. Built by scripts/ensure-ferretdb.sh into <repo>/tmp/bin.
+ * Its data lives in PostgreSQL, FerretDB's primary backend, or in SQLite files.
  */
 
-const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../..');
+/** The ensure script marks the repository root: found from this file, or from a bundle of it, or from the working directory. */
+const ENSURE_SCRIPT_PATH = join('scripts', 'ensure-ferretdb.sh');
 
-/** Where scripts/ensure-ferretdb.sh puts the binary. */
+function findRepoRoot(): string {
+  for (const start of [dirname(fileURLToPath(import.meta.url)), process.cwd()]) {
+    for (let dir = resolve(start); ; dir = dirname(dir)) {
+      if (existsSync(join(dir, ENSURE_SCRIPT_PATH))) return dir;
+      if (dirname(dir) === dir) break;
+    }
+  }
+  return process.cwd();
+}
+
+const REPO_ROOT = findRepoRoot();
+
+/**
+ * Where scripts/ensure-ferretdb.sh puts the binary: under the repository that holds this file
+ * (or the bundle made of it, e.g. a bench in tmp/run/), else the working directory's.
+ */
 export const DEFAULT_FERRETDB_BINARY = join(REPO_ROOT, 'tmp', 'bin', 'ferretdb');
-const ENSURE_SCRIPT = join(REPO_ROOT, 'scripts', 'ensure-ferretdb.sh');
+const ENSURE_SCRIPT = join(REPO_ROOT, ENSURE_SCRIPT_PATH);
+
+/**
+ * Where FerretDB keeps its data. `postgresql`, FerretDB's primary backend, pushes equality
+ * filters down to PostgreSQL; `sqlite` scans a whole collection for every query (3.9 s to find
+ * one GridFS file's chunks among 560), so it is kept only as a second backend.
+ */
+export type FerretDbBackend = 'postgresql' | 'sqlite';
 
 export interface FerretDbOptions {
   /** Path of the ferretdb binary. Default `<repo>/tmp/bin/ferretdb`. */
   binary?: string;
+  /** Where the data lives. Default `postgresql`. */
+  backend?: FerretDbBackend;
+  /**
+   * `postgresql` only: a running PostgreSQL (a superuser URL, such as {@link PostgresServer.url})
+   * in which this FerretDB gets a fresh database of its own, dropped by `stop()`. Default: a
+   * PostgreSQL started for this FerretDB alone, stopped with it.
+   */
+  postgresUrl?: string;
   /** How long to wait for the server to answer `ping`. Default 30 000 ms. */
   startTimeoutMs?: number;
   /** How long `stop()` waits after SIGTERM before SIGKILL. Default 5 000 ms. */
@@ -32,6 +72,7 @@ export interface FerretDbServer {
   /** `mongodb://127.0.0.1:<port>/?directConnection=true` */
   uri: string;
   pid: number;
+  backend: FerretDbBackend;
   /** Stops the server (SIGTERM, then SIGKILL after the grace period) and removes its data. Idempotent. */
   stop(): Promise<void>;
 }
@@ -63,12 +104,14 @@ export async function ensureFerretDb(binary: string = DEFAULT_FERRETDB_BINARY): 
 }
 
 /**
- * Starts FerretDB on 127.0.0.1 with a port the kernel picks, SQLite data in a fresh temp dir,
- * telemetry and the debug HTTP listener off, and resolves once a MongoDB client's `ping`
- * succeeds. The binary must exist (see {@link ensureFerretDb}).
+ * Starts FerretDB on 127.0.0.1 with a port the kernel picks, its data in PostgreSQL (a fresh
+ * database) or in SQLite files in a fresh temp dir, telemetry and the debug HTTP listener off,
+ * and resolves once a MongoDB client's `ping` succeeds. The binary must exist (see
+ * {@link ensureFerretDb}).
  */
 export async function startFerretDb(options: FerretDbOptions = {}): Promise<FerretDbServer> {
   const binary = options.binary ?? DEFAULT_FERRETDB_BINARY;
+  const backend = options.backend ?? 'postgresql';
   const startTimeoutMs = options.startTimeoutMs ?? 30_000;
   const stopGraceMs = options.stopGraceMs ?? 5_000;
   if (!(await isExecutable(binary))) {
@@ -76,14 +119,18 @@ export async function startFerretDb(options: FerretDbOptions = {}): Promise<Ferr
   }
 
   const stateDir = await mkdtemp(join(tmpdir(), 'modproxy-ferretdb-'));
-  const dataDir = join(stateDir, 'data');
-  await mkdir(dataDir);
+  let data: BackendData;
+  try {
+    data = await prepareBackend(backend, options.postgresUrl, stateDir);
+  } catch (error) {
+    await rm(stateDir, { recursive: true, force: true });
+    throw error;
+  }
 
   const child = spawn(
     binary,
     [
-      '--handler=sqlite',
-      `--sqlite-url=file:${dataDir}/`,
+      ...data.args,
       `--state-dir=${stateDir}`,
       // Port 0: the kernel picks a free port, read back from the "Listening on" log line.
       '--listen-addr=127.0.0.1:0',
@@ -94,7 +141,11 @@ export async function startFerretDb(options: FerretDbOptions = {}): Promise<Ferr
       '--log-level=INFO',
       '--log-format=json',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FERRETDB_TELEMETRY: 'disable' } },
+    // Nothing of this process's environment (tokens, passwords) reaches the server.
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', FERRETDB_TELEMETRY: 'disable' },
+    },
   );
   const pid = child.pid;
   const exited = new Promise<void>((resolveExit) => {
@@ -112,6 +163,7 @@ export async function startFerretDb(options: FerretDbOptions = {}): Promise<Ferr
     stopped ??= (async () => {
       process.removeListener('exit', killOnExit);
       await terminate(child, exited, stopGraceMs);
+      await data.release();
       await rm(stateDir, { recursive: true, force: true });
     })();
     return stopped;
@@ -124,9 +176,46 @@ export async function startFerretDb(options: FerretDbOptions = {}): Promise<Ferr
     const address = await waitForListenAddress(child, exited, startTimeoutMs);
     const uri = `mongodb://${address}/?directConnection=true`;
     await waitForPing(uri, exited, startTimeoutMs);
-    return { uri, pid, stop };
+    return { uri, pid, backend, stop };
   } catch (error) {
     await stop();
+    throw error;
+  }
+}
+
+interface BackendData {
+  /** The `--handler` flags that point FerretDB at its data. */
+  args: string[];
+  /** Gives the data back once FerretDB has stopped. */
+  release(): Promise<void>;
+}
+
+async function prepareBackend(
+  backend: FerretDbBackend,
+  postgresUrl: string | undefined,
+  stateDir: string,
+): Promise<BackendData> {
+  if (backend === 'sqlite') {
+    const dataDir = join(stateDir, 'data');
+    await mkdir(dataDir);
+    return { args: ['--handler=sqlite', `--sqlite-url=file:${dataDir}/`], release: async () => undefined };
+  }
+  if (postgresUrl !== undefined) {
+    // One PostgreSQL database per FerretDB: FerretDB maps its own databases to schemas in it.
+    const name = `ferretdb_${randomBytes(6).toString('hex')}`;
+    const url = await createPostgresDatabase(postgresUrl, name);
+    return {
+      args: ['--handler=postgresql', `--postgresql-url=${url}`],
+      // The shared server may be gone already at the end of a run: then so is the database.
+      release: () => dropPostgresDatabase(postgresUrl, name).catch(() => undefined),
+    };
+  }
+  const server: PostgresServer = await startPostgresServer();
+  try {
+    const url = await createPostgresDatabase(server.url, 'ferretdb');
+    return { args: ['--handler=postgresql', `--postgresql-url=${url}`], release: () => server.stop() };
+  } catch (error) {
+    await server.stop();
     throw error;
   }
 }
