@@ -9,6 +9,8 @@ import {
   type VersionFetcher,
 } from '@modproxy/module-service';
 import type { Logger } from '@modproxy/observability';
+import { configSecrets, SecretRedactor } from '@modproxy/config';
+import { ProxyStatus } from '@modproxy/status-page';
 import { createQueueRedis, FetchQueue, RecentModules } from '@modproxy/queue';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage } from '@modproxy/storage-grpc';
@@ -38,6 +40,8 @@ export interface ProxyComposition {
   service: ModuleService;
   storage: ModuleStorage;
   upstream: Upstream;
+  /** What the admin port's status page shows. */
+  status: ProxyStatus;
   beginShutdown(): void;
   close(): Promise<void>;
 }
@@ -67,6 +71,12 @@ export async function composeProxy(
     ? downloadPolicyOf(config.DOWNLOAD_MODE_FILE.file)
     : DownloadPolicy.uniform(config.DOWNLOAD_MODE, config.DOWNLOAD_REDIRECT_URL);
   const queue = config.QUEUE_REDIS_URL ? createQueuedFetches(config, logger, proxyMetrics) : undefined;
+  // The status page: this process's fetches and failures; with the queue, its jobs and the hosts.
+  const redactor = new SecretRedactor(configSecrets(config));
+  const status = new ProxyStatus({
+    ...(queue ? { queue: { connection: queue.connection, prefix: config.QUEUE_PREFIX } } : {}),
+    redact: (text) => redactor.redact(text),
+  });
   const { versions, degraded } = createVersions(config, storage, policy.fetchesAny ? upstream : undefined, {
     onStale,
     onFailover: (operation, error) => {
@@ -91,10 +101,12 @@ export async function composeProxy(
       ...queue?.events,
       fetched: (module, version, durationMs) => {
         proxyMetrics.fetched(durationMs);
+        status.recordFetched(module, version, durationMs);
         logger.info({ module, version, durationMs }, 'fetched and stored');
       },
       fetchFailed: (module, version, error) => {
         proxyMetrics.fetchFailed(error);
+        status.recordFailure(module, version, error);
         // op and detail say which upstream failed and how (a timeout of the go command or of a
         // proxy included); the detail is redacted where it is made.
         logger.warn(
@@ -134,10 +146,12 @@ export async function composeProxy(
     service,
     storage,
     upstream,
+    status,
     beginShutdown: () => {
       shuttingDown = true;
     },
     close: async () => {
+      await status.close().catch(() => undefined);
       await queue?.close();
       await versions.close();
       await upstream.close?.();

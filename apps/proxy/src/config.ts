@@ -8,6 +8,7 @@ import {
   port,
   type LoadConfigOptions,
 } from '@modproxy/config';
+import { adminAuthConfigShape, checkAdminAuthConfig } from '@modproxy/http';
 import { DOWNLOAD_MODES, redirects, type DownloadMode } from '@modproxy/module-service';
 import { checkUpstreamConfig, upstreamConfigShape } from '@modproxy/upstream';
 import { readDownloadModeFile, redirectUrlSchema, type DownloadModeFile } from './download-mode-file';
@@ -102,9 +103,16 @@ export const proxyConfigSchema = z
      */
     SHUTDOWN_DELAY_MS: delayMs(0),
     SHUTDOWN_TIMEOUT_MS: durationMs(10_000),
+    /** The admin port (the status page); unset: none. */
+    ADMIN_HOST: z.string().min(1).default('127.0.0.1'),
+    // No default: the admin port is off unless a port is given (0 picks a free one).
+    ADMIN_PORT: port(0).unwrap().optional(),
+    /** Who may see the status page (libs/http AdminAuth): Basic, a bearer token, or nobody. */
+    ...adminAuthConfigShape,
   })
   .superRefine((config, ctx) => {
     checkUpstreamConfig(config, ctx);
+    checkAdminAuthConfig(config, ctx);
     if (config.VERSIONS_HARD_TTL_MS < config.VERSIONS_SOFT_TTL_MS) {
       ctx.addIssue({
         code: 'custom',

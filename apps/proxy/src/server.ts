@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
-import { closeHttp, listenHttp } from '@modproxy/http';
+import { AdminAuth, closeHttp, listenHttp } from '@modproxy/http';
 import type { Logger } from '@modproxy/observability';
+import { createStatusApp } from '@modproxy/status-page';
 import { fetchTempDirs, leftoverFetchDirAgeMs, startTempDirSweeps } from '@modproxy/runtime';
 import { composeProxy, type ComposeOverrides, type ProxyComposition } from './compose';
 import type { ProxyConfig } from './config';
@@ -11,6 +12,8 @@ export interface RunningProxy {
   server: Server;
   /** The base URL to put in GOPROXY. */
   url: string;
+  /** Base URL of the admin port (the status page at `/`), when ADMIN_PORT is set. */
+  adminUrl?: string;
   /** Readiness off (for SHUTDOWN_DELAY_MS), stop accepting, drain in-flight requests (bounded), close storage. */
   shutdown(): Promise<void>;
 }
@@ -26,6 +29,14 @@ export async function startProxy(
   // Zips can be large and clients slow: no overall request timeout, but idle sockets go.
   server.requestTimeout = 0;
   const url = config.PUBLIC_URL ?? bound;
+  let admin: { server: Server; url: string } | undefined;
+  try {
+    admin = await startAdmin(config, composition, logger);
+  } catch (error) {
+    await closeHttp(server, 0);
+    await composition.close();
+    throw error;
+  }
   // Temp directories of fetches that a crash left behind (every fetch removes its own by its deadline).
   const longestFetchMs = Math.max(config.FETCH_TIMEOUT_MS, config.UPSTREAM_TIMEOUT_MS);
   const tempDirSweeps = startTempDirSweeps(fetchTempDirs(config.GO_WORK_DIR, longestFetchMs), {
@@ -43,11 +54,28 @@ export async function startProxy(
       // Readiness fails first, while requests are still served, so load balancers move away.
       if (config.SHUTDOWN_DELAY_MS > 0) await delay(config.SHUTDOWN_DELAY_MS);
       await closeHttp(server, config.SHUTDOWN_TIMEOUT_MS);
+      if (admin) await closeHttp(admin.server, 1_000);
       await tempDirSweeps.stop();
       await composition.close();
       logger.info('proxy stopped');
     })();
     return closing;
   };
-  return { composition, server, url, shutdown };
+  return { composition, server, url, ...(admin ? { adminUrl: admin.url } : {}), shutdown };
+}
+
+/** The admin port with the status page, when ADMIN_PORT is set; off (404) without credentials. */
+async function startAdmin(
+  config: ProxyConfig,
+  composition: ProxyComposition,
+  logger: Logger,
+): Promise<{ server: Server; url: string } | undefined> {
+  if (config.ADMIN_PORT === undefined) return undefined;
+  const auth = AdminAuth.fromConfig(config);
+  if (auth.mode === 'off') logger.warn('the status page is off: set ADMIN_PASSWORD or ADMIN_TOKEN');
+  const app = createStatusApp({ status: composition.status, auth, logger, title: 'modproxy proxy status' });
+  const server = createServer(app);
+  const url = await listenHttp(server, config.ADMIN_PORT, config.ADMIN_HOST);
+  logger.info({ admin: url }, 'proxy admin listening');
+  return { server, url };
 }
