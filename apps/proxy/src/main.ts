@@ -13,7 +13,10 @@ runService({
         url: proxy.url,
         storage: config.STORAGE_TYPE,
         upstream: formatGoproxyList(parseGoproxyList(config.UPSTREAM)),
-        mode: config.DOWNLOAD_MODE,
+        mode: config.DOWNLOAD_MODE_FILE
+          ? `per pattern (${config.DOWNLOAD_MODE_FILE.path})`
+          : config.DOWNLOAD_MODE,
+        fetches: config.QUEUE_REDIS_URL ? 'fetch queue (crathens)' : 'in process',
       },
       'proxy listening',
     );
