@@ -52,9 +52,9 @@ COPY package.json ./
 COPY scripts/healthcheck.mjs ./scripts/healthcheck.mjs
 USER 1000:1000
 
-# The runtime plus what fetching from VCS needs. GOTOOLCHAIN=local: the go command never
-# downloads another toolchain (a module's go.mod may ask for one); GOTELEMETRY=off: it writes
-# nothing to a read-only home.
+# The runtime plus what fetching from VCS needs. GOTELEMETRY=off: the go command writes nothing
+# to a read-only home. (GOTOOLCHAIN needs no setting: the apps run every go command with
+# GOTOOLCHAIN=local, so none downloads another toolchain.)
 FROM runtime AS runtime-vcs
 USER root
 RUN apt-get update \
@@ -62,7 +62,6 @@ RUN apt-get update \
   && rm -rf /var/lib/apt/lists/*
 COPY --from=go /usr/local/go /usr/local/go
 ENV PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  GOTOOLCHAIN=local \
   GOTELEMETRY=off
 USER 1000:1000
 

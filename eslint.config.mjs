@@ -87,6 +87,7 @@ export default [
       '**/conformance/**',
       '**/testing/**',
       'apps/e2e/**',
+      'apps/deploy-tests/**',
     ],
     rules: {
       'no-restricted-imports': [

@@ -1,0 +1,243 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GrpcStorage } from '@modproxy/storage-grpc';
+import {
+  createFixtureModules,
+  createGoWorkspace,
+  createTempDir,
+  type FixtureModule,
+  type FixtureModules,
+  removeDir,
+  runCommand,
+} from '@modproxy/testing';
+import { type ConfigSchema, loadConfigSchemas } from './app-configs';
+import { composeContainers } from './compose-containers';
+import { readComposeFile } from './compose-model';
+import { DockerfileModel } from './dockerfile-model';
+import { k8sContainers } from './k8s-containers';
+import { RenderedObjects } from './k8s-model';
+import { LocalDeployment } from './local-deployment';
+import { type AppName, COMPOSE_FILE, DOCKERFILE, KUSTOMIZATIONS, REPO_ROOT } from './repo-paths';
+
+/**
+ * docker-compose.yml and the rendered dev overlay, run as local processes exactly as the files
+ * say (see LocalDeployment for the translation to this machine), and the real go command
+ * building the fixture program through them: the proxy hands its misses to crathens through
+ * the queue Redis, crathens fetches from the fixture git repositories and saves through the
+ * storage service into MongoDB's wire protocol (FerretDB), lathens answers list and latest
+ * from the cache Redis. A misspelt variable, a wrong port or a wrong command in either file
+ * stops this test.
+ */
+describe('the deployment files run as processes', () => {
+  let fixtures: FixtureModules;
+  let dockerfile: DockerfileModel;
+  let schemas: Record<AppName, ConfigSchema>;
+  const cleanup: Array<() => Promise<void>> = [];
+
+  beforeAll(async () => {
+    fixtures = await createFixtureModules();
+    dockerfile = DockerfileModel.read(DOCKERFILE);
+    schemas = await loadConfigSchemas();
+  });
+
+  afterAll(async () => {
+    for (const step of cleanup.reverse()) await step();
+    await fixtures?.close();
+  });
+
+  const program = (): FixtureModule[] => [
+    fixtures.hello,
+    fixtures.majorV2,
+    fixtures.mixedCase,
+    fixtures.legacy,
+    fixtures.nested,
+    fixtures.nestedSub,
+    fixtures.untagged,
+  ];
+
+  /**
+   * What a Go developer does: `GOPROXY=<url> go build` of a program whose go.mod requires every
+   * fixture module, and the program's output. (Not `go get <package>@<version>`: it also asks
+   * for every shorter prefix of the path, such as the bare host, and through the queue each of
+   * those is retried with backoff before it fails.)
+   */
+  async function buildThrough(goproxy: string): Promise<string[]> {
+    const gopath = await createTempDir('deploy-client-');
+    cleanup.push(() => removeDir(gopath));
+    // The fixtures' go settings minus the git config that reaches the repositories: modules
+    // come only through the deployment.
+    const { GIT_CONFIG_GLOBAL: _unreachable, ...base } = fixtures.env;
+    const env = { ...base, GOPROXY: goproxy, GOPATH: gopath, GOMODCACHE: join(gopath, 'pkg', 'mod') };
+    const workspace = await createGoWorkspace({
+      env,
+      imports: program().map(({ importPath, func }) => ({ importPath, func })),
+      requires: Object.fromEntries(program().map((fixture) => [fixture.path, fixture.latest])),
+    });
+    cleanup.push(() => workspace.remove());
+    const build = await workspace.go(['build', '-mod=mod', '-o', 'program', '.']);
+    expect(build.exitCode, build.stderr).toBe(0);
+    const run = await runCommand(join(workspace.dir, 'program'), [], { env });
+    expect(run.exitCode, run.stderr).toBe(0);
+    return run.stdout.trim().split('\n');
+  }
+
+  /** The versions the storage service holds, read with the token the files give it. */
+  async function storedVersions(
+    deployment: LocalDeployment,
+    storage: string,
+    grpcPort: number,
+  ): Promise<string[]> {
+    const client = new GrpcStorage({
+      url: `127.0.0.1:${deployment.resolve(storage, grpcPort)}`,
+      token: deployment.container(storage).spec.env['STORAGE_TOKEN'] ?? '',
+    });
+    try {
+      const page = await client.catalog({ pageSize: 1000 });
+      return page.entries.map((entry) => `${entry.module}@${entry.version}`);
+    } finally {
+      await client.close();
+    }
+  }
+
+  /** The scrape targets of deploy/prometheus/prometheus.yml, as [compose service, port]. */
+  const prometheusTargets = (): Array<[string, number]> => {
+    const config = parse(readFileSync(join(REPO_ROOT, 'deploy', 'prometheus', 'prometheus.yml'), 'utf8')) as {
+      scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }>;
+    };
+    return config.scrape_configs
+      .flatMap((job) => job.static_configs.flatMap((group) => group.targets))
+      .map((target) => [target.split(':')[0] ?? '', Number(target.split(':')[1])]);
+  };
+
+  const expectedOutput = () => program().map((fixture) => fixture.byVersion[fixture.latest]?.returns);
+  const expectedStored = () => program().map((fixture) => `${fixture.path}@${fixture.latest}`);
+
+  function composeDeployment(file = COMPOSE_FILE, readyTimeoutMs?: number): Promise<LocalDeployment> {
+    const { containers, backing } = composeContainers(readComposeFile(file), dockerfile);
+    return LocalDeployment.start({
+      dockerfile,
+      schemas,
+      containers,
+      backing,
+      extraEnv: fixtures.directEnv,
+      ...(readyTimeoutMs ? { readyTimeoutMs } : {}),
+    });
+  }
+
+  function k8sDeployment(rendered: RenderedObjects, readyTimeoutMs?: number): Promise<LocalDeployment> {
+    const { containers, backing, routes, namespace } = k8sContainers(rendered, dockerfile);
+    return LocalDeployment.start({
+      dockerfile,
+      schemas,
+      containers,
+      backing,
+      routes,
+      ...(namespace ? { namespace } : {}),
+      extraEnv: fixtures.directEnv,
+      ...(readyTimeoutMs ? { readyTimeoutMs } : {}),
+    });
+  }
+
+  /** docker-compose.yml with one edit, as an operator's typo would make it. */
+  function editedComposeFile(from: string, to: string): string {
+    const text = readFileSync(COMPOSE_FILE, 'utf8');
+    expect(text).toContain(from);
+    const dir = join(fixtures.root, `compose-${Math.random().toString(36).slice(2)}`);
+    const path = `${dir}.yml`;
+    writeFileSync(path, text.replace(from, to));
+    return path;
+  }
+
+  it('docker compose up: GOPROXY=http://localhost:<published port> go build works, and what it fetched is in storage', async () => {
+    const compose = readComposeFile(COMPOSE_FILE);
+    const published = compose.services['proxy']?.ports[0];
+    expect(published).toBeDefined();
+    const deployment = await composeDeployment();
+    try {
+      const url = `http://127.0.0.1:${deployment.resolve('proxy', published?.target ?? 0)}`;
+      expect(await buildThrough(url)).toEqual(expectedOutput());
+      expect(await storedVersions(deployment, 'storage', 50051)).toEqual(
+        expect.arrayContaining(expectedStored()),
+      );
+      // What the observability profile's Prometheus scrapes answers, for every app service.
+      for (const target of prometheusTargets().filter(([host]) => deployment.containers.has(host))) {
+        const [host, port] = target;
+        const metrics = await fetch(`http://127.0.0.1:${deployment.resolve(host, port)}/metrics`);
+        expect(metrics.status, `${host}:${port}`).toBe(200);
+        expect(await metrics.text(), `${host}:${port}`).toMatch(/^# HELP /m);
+      }
+    } finally {
+      await deployment.stop();
+    }
+  }, 240_000);
+
+  it('kubectl apply -k k8s/overlays/dev: the go command builds through the Ingress backend, and what it fetched is in storage', async () => {
+    const rendered = await RenderedObjects.render(KUSTOMIZATIONS.dev);
+    const ingress = rendered.ofKind('Ingress')[0];
+    const backend = (
+      ingress?.['spec'] as {
+        rules: Array<{
+          http: {
+            paths: Array<{
+              backend: { service: { name: string; port: { name?: string; number?: number } } };
+            }>;
+          };
+        }>;
+      }
+    ).rules[0]?.http.paths[0]?.backend.service;
+    expect(backend).toBeDefined();
+    const service = rendered.find('Service', backend?.name ?? '');
+    const servicePort = (service?.['spec'] as { ports: Array<{ name?: string; port: number }> }).ports.find(
+      (port) => port.name === backend?.port.name || port.port === backend?.port.number,
+    );
+    expect(servicePort).toBeDefined();
+    const deployment = await k8sDeployment(rendered);
+    try {
+      const url = `http://127.0.0.1:${deployment.resolve(backend?.name ?? '', servicePort?.port ?? 0)}`;
+      expect(await buildThrough(url)).toEqual(expectedOutput());
+      expect(await storedVersions(deployment, 'storage', 50051)).toEqual(
+        expect.arrayContaining(expectedStored()),
+      );
+    } finally {
+      await deployment.stop();
+    }
+  }, 240_000);
+
+  it('a misspelt variable in docker-compose.yml stops the deployment, naming the variable it lacks', async () => {
+    const file = editedComposeFile(
+      '  STORAGE_GRPC_URL: storage:50051\n',
+      '  STORAGE_GRPC_ADDR: storage:50051\n',
+    );
+    await expect(composeDeployment(file)).rejects.toThrow(
+      /STORAGE_GRPC_URL: is required when STORAGE_TYPE=grpc/,
+    );
+  }, 120_000);
+
+  it('a wrong command in docker-compose.yml stops the deployment', async () => {
+    const file = editedComposeFile(
+      '    build: { context: ., target: crathens }\n',
+      "    build: { context: ., target: crathens }\n    command: ['node', '/app/dist/apps/crathens/index.js']\n",
+    );
+    await expect(composeDeployment(file)).rejects.toThrow(/crathens (did not start|exited)[\s\S]*index\.js/);
+  }, 120_000);
+
+  it('a port in the dev overlay that nothing listens on stops the deployment, naming it', async () => {
+    const rendered = await RenderedObjects.render(KUSTOMIZATIONS.dev);
+    const config = rendered
+      .ofKind('ConfigMap')
+      .find((object) => object.metadata.name.startsWith('lathens-config'));
+    (config?.['data'] as Record<string, string>)['STORAGE_GRPC_URL'] = 'storage:50052';
+    await expect(k8sDeployment(rendered)).rejects.toThrow(
+      /STORAGE_GRPC_URL=storage:50052: storage:50052 leads nowhere/,
+    );
+  }, 120_000);
+
+  it('a probe of the dev overlay on a path the app does not serve keeps the deployment from becoming ready', async () => {
+    const rendered = await RenderedObjects.render(KUSTOMIZATIONS.dev);
+    const crathens = rendered.workload('crathens').pod.containers[0];
+    if (crathens?.readinessProbe?.httpGet) crathens.readinessProbe.httpGet.path = '/ready';
+    await expect(k8sDeployment(rendered, 10_000)).rejects.toThrow(/crathens passes GET :7073\/ready/);
+  }, 120_000);
+});
