@@ -43,9 +43,13 @@ COPY libs ./libs
 COPY apps ./apps
 RUN for app in proxy storage lathens crathens; do node scripts/build-app.mjs "$app"; done
 
-# What every app image has: node, the production node_modules and the health check.
+# What every app image has: node, the production node_modules and the health check. The
+# directories volumes are mounted on exist and belong to the app's user, so a new named volume
+# (docker and compose copy the image's directory into it) is writable for it.
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
+RUN mkdir -p /var/lib/modproxy/storage /var/cache/modproxy \
+  && chown -R 1000:1000 /var/lib/modproxy /var/cache/modproxy
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./

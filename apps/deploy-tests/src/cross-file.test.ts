@@ -164,6 +164,25 @@ describe('every container', () => {
     }
   });
 
+  it('mounts compose’s named volumes of the apps on directories the image makes and gives to its user', () => {
+    const runtime = dockerfile
+      .stage('runtime')
+      .instructions.filter((instruction) => instruction.getKeyword() === 'RUN')
+      .map((instruction) => instruction.getArgumentsContent() ?? '')
+      .join('\n');
+    for (const service of Object.values(compose.services)) {
+      const app = APPS.find((candidate) => candidate === service.buildTarget);
+      if (!app) continue;
+      const user = dockerfile.image(app).user;
+      expect(runtime).toContain(`chown -R ${user}`);
+      for (const mount of service.mounts.filter((candidate) => candidate.type === 'volume')) {
+        expect(runtime, `${service.name}: ${mount.target}`).toMatch(
+          new RegExp(`mkdir -p [^\\n]*${mount.target}(\\s|$)`),
+        );
+      }
+    }
+  });
+
   it('runs the same image per app in compose and in every overlay: modproxy/<app>:<package version>, built from its own target', () => {
     for (const app of APPS) {
       const image = `modproxy/${app}:${version}`;
