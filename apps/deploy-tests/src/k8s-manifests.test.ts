@@ -114,6 +114,11 @@ describe('the overlays', () => {
       ).toEqual(hosts);
       expect(spec.tls[0]?.secretName, overlay).toBeTruthy();
       expect(spec.rules[0]?.http.paths[0]?.backend.service.name, overlay).toBe('proxy');
+      // The GOPROXY line the proxy prints is the Ingress' URL.
+      const config = rendered[overlay]
+        .ofKind('ConfigMap')
+        .find((object) => object.metadata.name.startsWith('proxy-config'));
+      expect((config?.['data'] as Record<string, string>)['PUBLIC_URL'], overlay).toBe(`https://${hosts[0]}`);
     }
   });
 
