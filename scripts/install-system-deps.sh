@@ -55,6 +55,18 @@ if ((${#missing[@]} > 0)); then
   need promtool "apt-get install prometheus did not put promtool on PATH"
 fi
 
+# chromium (Debian's package, at /usr/bin/chromium): the dashboard tests
+# (apps/e2e/src/dashboards.e2e.test.ts) drive it headless through playwright-core, which never
+# downloads a browser of its own.
+if [ ! -x /usr/bin/chromium ]; then
+  command -v apt-get >/dev/null 2>&1 || { echo "install-system-deps: install chromium (/usr/bin/chromium)" >&2; exit 1; }
+  echo "install-system-deps: installing chromium"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  [ -x /usr/bin/chromium ] || { echo "install-system-deps: apt-get install chromium did not install /usr/bin/chromium" >&2; exit 1; }
+fi
+
 # FerretDB (MongoDB wire protocol, on the PostgreSQL above): no MongoDB server installs on these machines.
 # Built once from the Go module proxy into tmp/bin and reused (about 2 minutes cold).
 bash scripts/ensure-ferretdb.sh >/dev/null
