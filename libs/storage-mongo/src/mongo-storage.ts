@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { addAbortSignal, Readable } from 'node:stream';
+import { addAbortSignal, type Readable } from 'node:stream';
 import {
   Binary,
   GridFSBucket,
@@ -31,6 +31,7 @@ import {
   type SaveInput,
   type ZipContent,
 } from '@modproxy/storage';
+import { GridFsZipStream } from './gridfs-zip-stream';
 import { isDuplicateKeyError, toMongoStorageError } from './mongo-errors';
 
 export interface MongoStorageOptions {
@@ -106,9 +107,6 @@ const CLEANUP_BATCH = 200;
  * Only single-document writes, finds, `distinct`, `findAndModify` and index creation are used:
  * no transactions, change streams or aggregation.
  */
-/** GridFS chunks fetched per round trip when reading a zip: about 1 MiB with the default chunk size. */
-const CHUNKS_PER_BATCH = 4;
-
 export class MongoStorage implements ModuleStorage {
   private readonly versions: Collection<VersionDocument>;
   private readonly bucket: GridFSBucket;
@@ -221,7 +219,13 @@ export class MongoStorage implements ModuleStorage {
         { projection: { zipFileId: 1, zipSize: 1 }, ...signalOption(signal) },
       );
       if (doc === null) throw notFound(op, refs);
-      const stream = this.readChunks(doc.zipFileId, doc.zipSize, refs);
+      const stream = new GridFsZipStream({
+        chunks: this.chunks,
+        fileId: doc.zipFileId,
+        size: doc.zipSize,
+        refs,
+        ...(signal ? { signal } : {}),
+      });
       if (signal) addAbortSignal(signal, stream);
       return { size: doc.zipSize, stream };
     } catch (error) {
@@ -523,38 +527,6 @@ export class MongoStorage implements ModuleStorage {
   }
 
   /** The zip the stored version points at, or undefined when the version is not stored. */
-  /**
-   * The zip's GridFS chunks in order, a few at a time. The driver's own download stream asks
-   * for batches of 100 chunks and more (25 MiB and up per reader, measured with
-   * bench/storage-bench.ts), so memory would grow with concurrent downloads times zip size.
-   * The query runs lazily, on first read: nothing is fetched for a caller that destroys the
-   * stream unread. Missing or extra bytes fail the stream rather than serve a changed zip.
-   */
-  private readChunks(fileId: ObjectId, size: number, refs: ModuleErrorOptions): Readable {
-    const chunks = this.chunks;
-    async function* read(): AsyncGenerator<Buffer> {
-      const cursor = chunks.find({ files_id: fileId }, { sort: { n: 1 }, batchSize: CHUNKS_PER_BATCH });
-      let next = 0;
-      let total = 0;
-      try {
-        for await (const chunk of cursor) {
-          if (chunk.n !== next)
-            throw errors.internal('storage.mongo.zip', `zip chunk ${next} is missing`, refs);
-          next += 1;
-          const data = Buffer.from(chunk.data.buffer);
-          total += data.length;
-          yield data;
-        }
-      } finally {
-        await cursor.close();
-      }
-      if (total !== size) {
-        throw errors.internal('storage.mongo.zip', `zip has ${total} bytes, ${size} expected`, refs);
-      }
-    }
-    return Readable.from(read(), { objectMode: false });
-  }
-
   private async zipHolder(module: string, version: string): Promise<ObjectId | undefined> {
     const doc = await this.versions.findOne({ module, version }, { projection: { _id: 0, zipFileId: 1 } });
     return doc?.zipFileId;
