@@ -221,4 +221,12 @@ describe('the dashboards in a browser (Bull Board on crathens, the proxy’s sta
       await browser.close();
     }
   });
+
+  it('no process prints the admin password or token, in any form', () => {
+    const printed = started.map((child) => `${child.stdout()}\n${child.stderr()}`).join('\n');
+    expect(printed).toContain('proxy admin listening');
+    for (const secret of [PASSWORD, TOKEN, Buffer.from(`admin:${PASSWORD}`).toString('base64')]) {
+      expect(printed).not.toContain(secret);
+    }
+  });
 });
