@@ -154,21 +154,25 @@ export class LocalDeployment {
 
   private async startContainer(spec: ContainerSpec): Promise<void> {
     const sandbox = await ContainerSandbox.create(this.options.dockerfile, spec.image, spec.writable);
-    const imageFiles = await sandbox.imageFiles();
-    const env = await this.environment(spec, sandbox);
-    const { nodeArgs, script, args } = this.command(spec, sandbox);
-    const process = await startAppProcess(script, {
-      nodeArgs,
-      args,
-      env,
-      cwd: sandbox.hostPath(spec.image.workdir),
-      // Any line: whether it is up is for the file's own health checks to say.
-      ready: /\n/,
-    }).catch(async (error: unknown) => {
+    try {
+      const imageFiles = await sandbox.imageFiles();
+      const env = await this.environment(spec, sandbox);
+      const { nodeArgs, script, args } = this.command(spec, sandbox);
+      const process = await startAppProcess(script, {
+        nodeArgs,
+        args,
+        env,
+        cwd: sandbox.hostPath(spec.image.workdir),
+        // Any line: whether it is up is for the file's own health checks to say.
+        ready: /\n/,
+      }).catch((error: unknown) => {
+        throw new Error(`${spec.name} did not start: ${(error as Error).message}`);
+      });
+      this.containers.set(spec.name, { spec, process, sandbox, env, imageFiles });
+    } catch (error) {
       await sandbox.remove();
-      throw new Error(`${spec.name} did not start: ${(error as Error).message}`);
-    });
-    this.containers.set(spec.name, { spec, process, sandbox, env, imageFiles });
+      throw error;
+    }
   }
 
   private async environment(spec: ContainerSpec, sandbox: ContainerSandbox): Promise<Record<string, string>> {
