@@ -1,6 +1,32 @@
-import { spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import autocannon from 'autocannon';
+
+/**
+ * Bundles `apps/<app>` (main.js and instrument.js, as `npm run build` does) into
+ * `tmp/bench-bundles/<bench>/<app>/` and returns the main.js path: bundles of the bench's own,
+ * since dist/ is rebuilt by every e2e run, which may happen while a bench is running.
+ */
+export function bundleBenchApp(root: string, bench: string, app: string): string {
+  const outDir = join(root, 'tmp', 'bench-bundles', bench, app);
+  const script = pathToFileURL(join(root, 'scripts', 'build-app.mjs')).href;
+  execFileSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `const { bundleAppTo } = await import(${JSON.stringify(script)}); await bundleAppTo(${JSON.stringify(app)}, ${JSON.stringify(outDir)});`,
+    ],
+    { cwd: root, stdio: ['ignore', 2, 2] },
+  );
+  process.stderr.write(`built ${join(outDir, 'main.js')}\n`);
+  return join(outDir, 'main.js');
+}
 
 export interface LoadResult {
   target: string;
@@ -35,35 +61,48 @@ function scaled(text: string | undefined): number {
   return match ? Number(match[1]) * (UNITS[match[2] ?? ''] ?? 1) : Number.NaN;
 }
 
-/** Drives one URL with wrk (`--latency`, a 60 s per-request timeout) and reads its report. */
+export interface LoadOptions {
+  /** Paths on `url`'s server to ask for in turn, instead of `url`'s own path. */
+  paths?: string[];
+}
+
+/**
+ * Drives one URL with wrk (`--latency`, a 60 s per-request timeout) and reads its report. wrk
+ * runs as a child while this process goes on (it can watch the servers meanwhile).
+ */
 export async function loadWithWrk(
   target: string,
   endpoint: string,
   url: string,
   connections: number,
   durationSeconds: number,
+  options: LoadOptions = {},
 ): Promise<LoadResult> {
   const threads = String(Math.min(2, connections));
-  const result = spawnSync(
-    'wrk',
-    [
-      '-t',
-      threads,
-      '-c',
-      String(connections),
-      '-d',
-      `${durationSeconds}s`,
-      '--timeout',
-      '60s',
-      '--latency',
-      url,
-    ],
-    {
+  const scriptDir = options.paths ? await mkdtemp(join(tmpdir(), 'wrk-paths-')) : undefined;
+  let out: string;
+  try {
+    const script: string[] = [];
+    if (scriptDir && options.paths) {
+      const file = join(scriptDir, 'paths.lua');
+      await writeFile(
+        file,
+        `local paths = {${options.paths.map((path) => JSON.stringify(path)).join(', ')}}\n` +
+          'local i = 0\n' +
+          'request = function()\n  i = i % #paths + 1\n  return wrk.format("GET", paths[i])\nend\n',
+      );
+      script.push('-s', file);
+    }
+    const args = ['-t', threads, '-c', String(connections), '-d', `${durationSeconds}s`, '--timeout', '60s'];
+    const result = await promisify(execFile)('wrk', [...args, '--latency', ...script, url], {
       encoding: 'utf8',
-    },
-  );
-  const out = result.stdout;
-  if (result.status !== 0) throw new Error(`wrk failed: ${result.stderr}`);
+    }).catch((error: unknown) => {
+      throw new Error(`wrk failed: ${String((error as { stderr?: unknown }).stderr ?? error)}`);
+    });
+    out = result.stdout;
+  } finally {
+    if (scriptDir) await rm(scriptDir, { recursive: true, force: true });
+  }
   const field = (pattern: RegExp) => pattern.exec(out)?.[1];
   const errors = [...(field(/Socket errors: (.*)/) ?? '').matchAll(/\d+/g)].reduce(
     (sum, [n]) => sum + Number(n),
@@ -89,8 +128,16 @@ export async function load(
   url: string,
   connections: number,
   durationSeconds: number,
+  options: LoadOptions = {},
 ): Promise<LoadResult> {
-  const result = await autocannon({ url, connections, duration: durationSeconds, pipelining: 1 });
+  const requests = options.paths?.map((path) => ({ method: 'GET' as const, path }));
+  const result = await autocannon({
+    url,
+    connections,
+    duration: durationSeconds,
+    pipelining: 1,
+    ...(requests ? { requests } : {}),
+  });
   return {
     target,
     endpoint,

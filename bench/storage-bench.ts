@@ -14,7 +14,6 @@
  * Its figures say little about a real MongoDB. Everything (bench client, proxy, storage server,
  * FerretDB, PostgreSQL) shares the same cores.
  */
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -22,13 +21,15 @@ import { Readable } from 'node:stream';
 import { GrpcStorage } from '@modproxy/storage-grpc';
 import { ensureFerretDb, type FerretDbBackend, startFerretDb } from '@modproxy/storage-mongo/testing';
 import { type AppProcess, createTempDir, removeDir, startAppProcess } from '@modproxy/testing';
-import { parseArgs, peakRssMiB, printTable, rssMiB } from './bench-support';
+import { bundleBenchApp, parseArgs, peakRssMiB, printTable, rssMiB } from './bench-support';
 
 const root = join(dirname(process.argv[1] ?? '.'), '..', '..');
 const MiB = 1024 * 1024;
 /** The zip every RSS row is compared with: small enough that its RSS is mostly the runtime's. */
 const SMALL_ZIP_MIB = 10;
 const VERSION = 'v1.0.0';
+/** The app bundles this run starts, built at its start (see {@link bundleBenchApp}). */
+const bundles = { storage: '', proxy: '' };
 
 type BackendName = 'disk' | 'mongo';
 
@@ -121,7 +122,7 @@ async function openBackend(name: BackendName, work: string, options: BenchOption
 
 /** A fresh storage process, so that its VmHWM covers only what happens from now on. */
 async function startStorage(backend: Backend): Promise<{ process: AppProcess; url: string }> {
-  const storage = await startAppProcess(join(root, 'dist', 'apps', 'storage', 'main.js'), {
+  const storage = await startAppProcess(bundles.storage, {
     env: {
       PATH: process.env['PATH'] ?? '',
       GRPC_HOST: '127.0.0.1',
@@ -136,7 +137,7 @@ async function startStorage(backend: Backend): Promise<{ process: AppProcess; ur
 }
 
 async function startProxy(storageUrl: string): Promise<{ process: AppProcess; url: string }> {
-  const proxy = await startAppProcess(join(root, 'dist', 'apps', 'proxy', 'main.js'), {
+  const proxy = await startAppProcess(bundles.proxy, {
     env: {
       PATH: process.env['PATH'] ?? '',
       HOST: '127.0.0.1',
@@ -336,12 +337,8 @@ async function measureConcurrentDownloads(
 
 async function main(): Promise<void> {
   const options = readOptions();
-  for (const app of ['storage', 'proxy']) {
-    execFileSync(process.execPath, [join(root, 'scripts', 'build-app.mjs'), app], {
-      cwd: root,
-      stdio: ['ignore', 2, 2],
-    });
-  }
+  bundles.storage = bundleBenchApp(root, 'storage-bench', 'storage');
+  bundles.proxy = bundleBenchApp(root, 'storage-bench', 'proxy');
   const large = payload(options.sizeMiB);
   const rssPayloads = options.sizeMiB === SMALL_ZIP_MIB ? [large] : [payload(SMALL_ZIP_MIB), large];
   const throughputRows: Row[] = [];
