@@ -101,6 +101,26 @@ describe('the deployment files run as processes', () => {
     }
   }
 
+  /** FetchVersion jobs crathens completed (its /metrics): the proxy handed its misses over through the queue. */
+  async function fetchJobsCompleted(
+    deployment: LocalDeployment,
+    crathens: string,
+    adminPort: number,
+  ): Promise<number> {
+    const text = await (
+      await fetch(`http://127.0.0.1:${deployment.resolve(crathens, adminPort)}/metrics`)
+    ).text();
+    return text
+      .split('\n')
+      .filter(
+        (line) =>
+          line.startsWith('crathens_job_attempts_total{') &&
+          line.includes('name="FetchVersion"') &&
+          line.includes('outcome="completed"'),
+      )
+      .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
+  }
+
   /** The scrape targets of deploy/prometheus/prometheus.yml, as [compose service, port]. */
   const prometheusTargets = (): Array<[string, number]> => {
     const config = parse(readFileSync(join(REPO_ROOT, 'deploy', 'prometheus', 'prometheus.yml'), 'utf8')) as {
@@ -150,7 +170,7 @@ describe('the deployment files run as processes', () => {
     return path;
   }
 
-  it('docker compose up: GOPROXY=http://localhost:<published port> go build works, and what it fetched is in storage', async () => {
+  it('docker compose up: GOPROXY=http://localhost:<published port> go build works, crathens fetched every version through the queue, storage has them', async () => {
     const compose = readComposeFile(COMPOSE_FILE);
     const published = compose.services['proxy']?.ports[0];
     expect(published).toBeDefined();
@@ -160,6 +180,9 @@ describe('the deployment files run as processes', () => {
       expect(await buildThrough(url)).toEqual(expectedOutput());
       expect(await storedVersions(deployment, 'storage', 50051)).toEqual(
         expect.arrayContaining(expectedStored()),
+      );
+      expect(await fetchJobsCompleted(deployment, 'crathens', 7073)).toBeGreaterThanOrEqual(
+        expectedStored().length,
       );
       // What the observability profile's Prometheus scrapes answers, for every app service.
       for (const target of prometheusTargets().filter(([host]) => deployment.containers.has(host))) {
@@ -173,7 +196,7 @@ describe('the deployment files run as processes', () => {
     }
   }, 240_000);
 
-  it('kubectl apply -k k8s/overlays/dev: the go command builds through the Ingress backend, and what it fetched is in storage', async () => {
+  it('kubectl apply -k k8s/overlays/dev: the go command builds through the Ingress backend, crathens fetched every version, storage has them', async () => {
     const rendered = await RenderedObjects.render(KUSTOMIZATIONS.dev);
     const ingress = rendered.ofKind('Ingress')[0];
     const backend = (
@@ -199,6 +222,9 @@ describe('the deployment files run as processes', () => {
       expect(await buildThrough(url)).toEqual(expectedOutput());
       expect(await storedVersions(deployment, 'storage', 50051)).toEqual(
         expect.arrayContaining(expectedStored()),
+      );
+      expect(await fetchJobsCompleted(deployment, 'crathens', 7073)).toBeGreaterThanOrEqual(
+        expectedStored().length,
       );
     } finally {
       await deployment.stop();
