@@ -290,7 +290,7 @@ export class GrpcStorage implements ModuleStorage {
           },
         });
         armIdle();
-        resolve({ size, stream });
+        resolve({ size, stream, ...(headerSha256 === '' ? {} : { sha256: headerSha256 }) });
       };
 
       const receive = (readable: Readable, part: GetZipResponse['part']) => {

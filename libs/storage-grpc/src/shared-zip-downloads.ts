@@ -10,7 +10,7 @@ class SharedZipDownload {
   readers = 0;
   settled = false;
   /** Resolves once the spool exists and the download started, with the zip's size. */
-  readonly started: Promise<{ spool: ZipSpool; size: number }>;
+  readonly started: Promise<{ spool: ZipSpool; size: number; sha256?: string }>;
   private content: ZipContent | undefined;
   private spool: ZipSpool | undefined;
   private stopped = false;
@@ -33,7 +33,11 @@ class SharedZipDownload {
         this.content = content;
         if (this.stopped) content.stream.destroy();
         void this.pump(content, spool);
-        return { spool, size: content.size };
+        return {
+          spool,
+          size: content.size,
+          ...(content.sha256 === undefined ? {} : { sha256: content.sha256 }),
+        };
       } catch (error) {
         this.settle();
         throw error;
@@ -120,11 +124,13 @@ export class SharedZipDownloads {
     };
     let onAbort: (() => void) | undefined;
     try {
-      const { spool, size } = await new Promise<{ spool: ZipSpool; size: number }>((resolve, reject) => {
-        onAbort = () => reject(aborted(signal as AbortSignal));
-        signal?.addEventListener('abort', onAbort, { once: true });
-        joined.started.then(resolve, reject);
-      });
+      const { spool, size, sha256 } = await new Promise<{ spool: ZipSpool; size: number; sha256?: string }>(
+        (resolve, reject) => {
+          onAbort = () => reject(aborted(signal as AbortSignal));
+          signal?.addEventListener('abort', onAbort, { once: true });
+          joined.started.then(resolve, reject);
+        },
+      );
       if (onAbort) signal?.removeEventListener('abort', onAbort);
       const stream = spool.reader(() => {
         if (onAbort) signal?.removeEventListener('abort', onAbort);
@@ -132,7 +138,7 @@ export class SharedZipDownloads {
       });
       onAbort = () => stream.destroy(aborted(signal as AbortSignal));
       signal?.addEventListener('abort', onAbort, { once: true });
-      return { size, stream };
+      return { size, stream, ...(sha256 === undefined ? {} : { sha256 }) };
     } catch (error) {
       if (onAbort) signal?.removeEventListener('abort', onAbort);
       release();

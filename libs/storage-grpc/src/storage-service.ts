@@ -107,8 +107,11 @@ async function sendZip(
     // A cancelled call stops the backend's read now, not when its next bytes happen to come.
     scope.signal.addEventListener('abort', () => opened.stream.destroy(), { once: true });
     const writer = new MessageWriter<GetZipResponse>(call, scope.signal);
-    // The backend does not tell us the digest up front; the trailer carries it instead.
-    await writer.write({ part: { $case: 'header', value: { size: content.size, sha256: '' } } });
+    // The header carries the digest when the backend knows it (a cache can check its copy
+    // against it); the trailer always carries the digest of what was sent.
+    await writer.write({
+      part: { $case: 'header', value: { size: content.size, sha256: content.sha256 ?? '' } },
+    });
     const hash = createHash('sha256');
     let sent = 0;
     // Pulling from the backend only after each write drained keeps memory flat however big the zip.

@@ -30,6 +30,7 @@ interface StoredVersion {
   info: Buffer;
   mod: Buffer;
   zip: Buffer;
+  zipSha256: string;
   storedAt: number;
 }
 
@@ -66,10 +67,10 @@ export class MemoryStorage implements ModuleStorage {
   }
 
   async zip(module: string, version: string, options: CallOptions = {}): Promise<ZipContent> {
-    const { zip } = this.find('storage.memory.zip', module, version, options);
+    const { zip, zipSha256 } = this.find('storage.memory.zip', module, version, options);
     const stream = Readable.from([zip], { objectMode: false });
     if (options.signal) addAbortSignal(options.signal, stream);
-    return { size: zip.length, stream };
+    return { size: zip.length, stream, sha256: zipSha256 };
   }
 
   async save(input: SaveInput, options: CallOptions = {}): Promise<void> {
@@ -112,7 +113,13 @@ export class MemoryStorage implements ModuleStorage {
       if (versions.has(version)) {
         throw errors.alreadyExists(op, `${module}@${version} is already stored`, refs);
       }
-      versions.set(version, { info, mod, zip: Buffer.concat(chunks), storedAt: this.now() });
+      versions.set(version, {
+        info,
+        mod,
+        zip: Buffer.concat(chunks),
+        zipSha256: actualSha256,
+        storedAt: this.now(),
+      });
       this.modules.set(module, versions);
     } catch (error) {
       if (!input.zip.destroyed) input.zip.destroy();

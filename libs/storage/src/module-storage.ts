@@ -17,6 +17,11 @@ export interface ZipContent {
   size: number;
   /** The zip bytes. The caller must consume or destroy it. */
   stream: Readable;
+  /**
+   * Hex SHA-256 of the zip, when the backend knows it before streaming (it was checked when the
+   * version was saved): a copy, a cache's say, can be checked against it. Default: unknown.
+   */
+  sha256?: string;
 }
 
 export interface SaveInput extends ModuleVersionRef {

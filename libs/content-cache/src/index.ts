@@ -1,0 +1,10 @@
+export { CachedStorage, type CachedStorageOptions, type ContentCacheStats } from './cached-storage';
+export type {
+  CacheTier,
+  ContentCacheEvents,
+  EvictionReason,
+  InvalidationOrigin,
+  ReadSource,
+} from './content-cache-events';
+export type { CachedFile } from './cache-key';
+export { LocalInvalidationBus, type InvalidationBus, type InvalidationListener } from './invalidation-bus';
