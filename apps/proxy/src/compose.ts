@@ -5,6 +5,7 @@ import {
   DownloadPolicy,
   ModuleFeeds,
   ModuleService,
+  type InProcessFetcherEvents,
   type ModuleServiceEvents,
   type VersionFetcher,
 } from '@modproxy/module-service';
@@ -33,6 +34,18 @@ export interface ComposeOverrides {
   /** Extra environment for the go command (tests point git at fixture repositories). */
   goEnv?: Record<string, string>;
   storage?: ModuleStorage;
+  /**
+   * How misses are fetched when no fetch queue is configured (a worker hands them to the
+   * primary process). Default: in this process.
+   */
+  fetcher?: VersionFetcher;
+  /**
+   * list/latest without lathens (a worker's: the primary's embedded cache). Default: the
+   * embedded cache in this process.
+   */
+  versions?: VersionsProvider;
+  /** What `/metrics` answers (a worker's: every process's metrics, aggregated). Default: this process's. */
+  scrapeMetrics?: () => Promise<string>;
 }
 
 export interface ProxyComposition {
@@ -40,6 +53,9 @@ export interface ProxyComposition {
   service: ModuleService;
   storage: ModuleStorage;
   upstream: Upstream;
+  /** list/latest; told of versions stored by another process (the primary's fetches). */
+  versions: VersionsProvider;
+  metrics: ProxyMetrics;
   /** What the admin port's status page shows. */
   status: ProxyStatus;
   beginShutdown(): void;
@@ -60,16 +76,7 @@ export async function composeProxy(
     ...(overrides.goEnv ? { goEnv: overrides.goEnv } : {}),
     onCall: proxyMetrics.upstreamCall,
   });
-  const onStale = (module: string, operation: 'list' | 'latest', error: ModuleError) => {
-    proxyMetrics.staleAnswer(operation);
-    logger.warn(
-      { module, operation, kind: error.kind, op: error.op, detail: error.detail, err: error.message },
-      'upstream failed; served a stale answer',
-    );
-  };
-  const policy = config.DOWNLOAD_MODE_FILE
-    ? downloadPolicyOf(config.DOWNLOAD_MODE_FILE.file)
-    : DownloadPolicy.uniform(config.DOWNLOAD_MODE, config.DOWNLOAD_REDIRECT_URL);
+  const policy = downloadPolicyOfConfig(config);
   const queue = config.QUEUE_REDIS_URL ? createQueuedFetches(config, logger, proxyMetrics) : undefined;
   // The status page: this process's fetches and failures; with the queue, its jobs and the hosts.
   const redactor = new SecretRedactor(configSecrets(config));
@@ -77,50 +84,22 @@ export async function composeProxy(
     ...(queue ? { queue: { connection: queue.connection, prefix: config.QUEUE_PREFIX } } : {}),
     redact: (text) => redactor.redact(text),
   });
-  const { versions, degraded } = createVersions(config, storage, policy.fetchesAny ? upstream : undefined, {
-    onStale,
-    onFailover: (operation, error) => {
-      proxyMetrics.lathensFailover(operation);
-      logger.warn(
-        { operation, kind: error.kind, err: error.message },
-        'lathens unavailable; answered from storage and upstream',
-      );
-    },
-  });
+  // A cluster worker asks the primary's embedded cache; lathens is shared by everyone anyway.
+  const { versions, degraded } =
+    overrides.versions && !config.LATHENS_GRPC_URL
+      ? { versions: overrides.versions, degraded: async () => false }
+      : createProxyVersions(config, storage, upstream, logger, proxyMetrics);
   const moduleFilter = moduleFilterFromConfig(config);
   const service = new ModuleService({
     storage,
     upstream,
     versions,
     downloadPolicy: policy,
-    ...(queue ? { fetcher: queue.fetcher } : {}),
+    ...(queue ? { fetcher: queue.fetcher } : overrides.fetcher ? { fetcher: overrides.fetcher } : {}),
     fetchTimeoutMs: config.FETCH_TIMEOUT_MS,
     queryCacheTtlMs: config.QUERY_CACHE_TTL_MS,
     moduleFilter,
-    events: {
-      ...queue?.events,
-      fetched: (module, version, durationMs) => {
-        proxyMetrics.fetched(durationMs);
-        status.recordFetched(module, version, durationMs);
-        logger.info({ module, version, durationMs }, 'fetched and stored');
-      },
-      fetchFailed: (module, version, error) => {
-        proxyMetrics.fetchFailed(error);
-        status.recordFailure(module, version, error);
-        // op and detail say which upstream failed and how (a timeout of the go command or of a
-        // proxy included); the detail is redacted where it is made.
-        logger.warn(
-          { module, version, kind: error.kind, op: error.op, detail: error.detail, err: error.message },
-          'fetch failed',
-        );
-      },
-      observeFailed: (module, version, error) => {
-        logger.warn(
-          { module, version, kind: error.kind, err: error.message },
-          'could not announce a stored version',
-        );
-      },
-    },
+    events: { ...queue?.events, ...fetchEvents(logger, proxyMetrics, status) },
   });
   proxyMetrics.watchFetchesInFlight(() => service.fetchesInFlight);
   let shuttingDown = false;
@@ -130,6 +109,7 @@ export async function composeProxy(
     onServed: (endpoint, source) => proxyMetrics.served(endpoint, source),
     logger,
     metrics,
+    ...(overrides.scrapeMetrics ? { scrapeMetrics: overrides.scrapeMetrics } : {}),
     isShuttingDown: () => shuttingDown,
     readiness: async () => {
       await storage.exists('modproxy.invalid/readiness', 'v0.0.0', { signal: AbortSignal.timeout(2_000) });
@@ -146,6 +126,8 @@ export async function composeProxy(
     service,
     storage,
     upstream,
+    versions,
+    metrics: proxyMetrics,
     status,
     beginShutdown: () => {
       shuttingDown = true;
@@ -156,6 +138,74 @@ export async function composeProxy(
       await versions.close();
       await upstream.close?.();
       await storage.close();
+    },
+  };
+}
+
+function downloadPolicyOfConfig(config: ProxyConfig): DownloadPolicy {
+  return config.DOWNLOAD_MODE_FILE
+    ? downloadPolicyOf(config.DOWNLOAD_MODE_FILE.file)
+    : DownloadPolicy.uniform(config.DOWNLOAD_MODE, config.DOWNLOAD_REDIRECT_URL);
+}
+
+/**
+ * list/latest as the configuration says (lathens, or the embedded cache), with stale answers
+ * and lathens failovers counted and logged; upstream is asked only when some module may be
+ * fetched.
+ */
+export function createProxyVersions(
+  config: ProxyConfig,
+  storage: ModuleStorage,
+  upstream: Upstream,
+  logger: Logger,
+  proxyMetrics: ProxyMetrics,
+): { versions: VersionsProvider; degraded: () => Promise<boolean> } {
+  const policy = downloadPolicyOfConfig(config);
+  return createVersions(config, storage, policy.fetchesAny ? upstream : undefined, {
+    onStale: (module, operation, error) => {
+      proxyMetrics.staleAnswer(operation);
+      logger.warn(
+        { module, operation, kind: error.kind, op: error.op, detail: error.detail, err: error.message },
+        'upstream failed; served a stale answer',
+      );
+    },
+    onFailover: (operation, error) => {
+      proxyMetrics.lathensFailover(operation);
+      logger.warn(
+        { operation, kind: error.kind, err: error.message },
+        'lathens unavailable; answered from storage and upstream',
+      );
+    },
+  });
+}
+
+/** What a fetch in this process reports: metrics, the status page and the log. */
+export function fetchEvents(
+  logger: Logger,
+  proxyMetrics: ProxyMetrics,
+  status: ProxyStatus,
+): Required<InProcessFetcherEvents> {
+  return {
+    fetched: (module, version, durationMs) => {
+      proxyMetrics.fetched(durationMs);
+      status.recordFetched(module, version, durationMs);
+      logger.info({ module, version, durationMs }, 'fetched and stored');
+    },
+    fetchFailed: (module, version, error) => {
+      proxyMetrics.fetchFailed(error);
+      status.recordFailure(module, version, error);
+      // op and detail say which upstream failed and how (a timeout of the go command or of a
+      // proxy included); the detail is redacted where it is made.
+      logger.warn(
+        { module, version, kind: error.kind, op: error.op, detail: error.detail, err: error.message },
+        'fetch failed',
+      );
+    },
+    observeFailed: (module, version, error) => {
+      logger.warn(
+        { module, version, kind: error.kind, err: error.message },
+        'could not announce a stored version',
+      );
     },
   };
 }
@@ -355,7 +405,7 @@ function createVersions(
   return { versions, degraded: async () => false };
 }
 
-async function createStorage(config: ProxyConfig): Promise<ModuleStorage> {
+export async function createStorage(config: ProxyConfig): Promise<ModuleStorage> {
   switch (config.STORAGE_TYPE) {
     case 'memory':
       return new MemoryStorage();

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import {
   booleanFlag,
@@ -12,6 +13,7 @@ import { adminAuthConfigShape, checkAdminAuthConfig } from '@modproxy/http';
 import { DOWNLOAD_MODES, redirects, type DownloadMode } from '@modproxy/module-service';
 import { checkUpstreamConfig, upstreamConfigShape } from '@modproxy/upstream';
 import { readDownloadModeFile, redirectUrlSchema, type DownloadModeFile } from './download-mode-file';
+import { workerCount } from './worker-count';
 
 /** Every variable the proxy reads; README.md documents each one. */
 export const proxyConfigSchema = z
@@ -98,6 +100,12 @@ export const proxyConfigSchema = z
     LATHENS_DEADLINE_MS: durationMs(35_000),
     LOG_LEVEL: logLevel(),
     /**
+     * Processes serving requests (node:cluster): 1 serves in this process; more fork that many
+     * workers behind one port; 0 or `auto`, one per core (os.availableParallelism()). `npm start`
+     * uses `auto`; containers keep 1 and scale with replicas.
+     */
+    WORKERS: workerCount(),
+    /**
      * After a stop signal, how long readiness answers 503 while requests are still served, so
      * load balancers stop sending new ones before the listener closes.
      */
@@ -127,6 +135,13 @@ export const proxyConfigSchema = z
         message: `is required when DOWNLOAD_MODE=${config.DOWNLOAD_MODE}`,
       });
     }
+    if (config.STORAGE_TYPE === 'memory' && config.WORKERS > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['WORKERS'],
+        message: 'must be 1 (or auto) with STORAGE_TYPE=memory: workers would not share the memory',
+      });
+    }
     if (config.STORAGE_TYPE === 'grpc' && !config.STORAGE_GRPC_URL) {
       ctx.addIssue({
         code: 'custom',
@@ -140,4 +155,13 @@ export type ProxyConfig = z.infer<typeof proxyConfigSchema>;
 
 export function loadProxyConfig(options?: LoadConfigOptions): ProxyConfig {
   return loadConfig(proxyConfigSchema, options);
+}
+
+/**
+ * How many processes serve requests: WORKERS, with `auto` (0) one per core, except for memory
+ * storage, which no two processes can share.
+ */
+export function servingProcesses(config: ProxyConfig): number {
+  if (config.WORKERS > 0) return config.WORKERS;
+  return config.STORAGE_TYPE === 'memory' ? 1 : availableParallelism();
 }

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '@modproxy/observability';
 import {
   createFixtureModules,
   createTempDir,
@@ -15,21 +14,12 @@ import {
   startStaticGoproxy,
   waitUntil,
 } from '@modproxy/testing';
-import { loadProxyConfig } from './config';
-import { type RunningProxy, startProxy } from './server';
+import { startTestProxy, TEST_WORKERS, type TestProxy } from './test-support/test-proxy';
 
-const silent = createLogger({ service: 'proxy-test', level: 'silent' });
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+const shape = TEST_WORKERS > 1 ? `, ${TEST_WORKERS} workers` : '';
 
-async function startTestProxy(
-  env: Record<string, string>,
-  goEnvForFetch: Record<string, string>,
-): Promise<RunningProxy> {
-  const config = loadProxyConfig({ env: { PORT: '0', LOG_LEVEL: 'silent', ...env } });
-  return startProxy(config, silent, { goEnv: goEnvForFetch });
-}
-
-describeGoCommandScenarios('embedded: disk storage, direct VCS upstream', async (fixtures) => {
+describeGoCommandScenarios(`embedded: disk storage, direct VCS upstream${shape}`, async (fixtures) => {
   // Storage and the go command's work directories in one sandbox, checked whole by the scenarios.
   const sandbox = await createTempDir('proxy-e2e-sandbox-');
   const storageDir = join(sandbox, 'storage');
@@ -38,6 +28,7 @@ describeGoCommandScenarios('embedded: disk storage, direct VCS upstream', async 
   const proxy = await startTestProxy(
     { STORAGE_DIR: storageDir, UPSTREAM: 'direct', GO_WORK_DIR: workDir },
     fixtures.directEnv,
+    'proxy-e2e',
   );
   return {
     url: proxy.url,
@@ -50,12 +41,12 @@ describeGoCommandScenarios('embedded: disk storage, direct VCS upstream', async 
   };
 });
 
-describe('fetch coalescing (static upstream GOPROXY)', () => {
+describe(`fetch coalescing (static upstream GOPROXY${shape})`, () => {
   let fixtures: FixtureModules;
   let upstreamDir: string;
   let storageDir: string;
   let upstream: StaticGoproxy;
-  let proxy: RunningProxy;
+  let proxy: TestProxy;
 
   beforeAll(async () => {
     fixtures = await createFixtureModules();
@@ -63,7 +54,7 @@ describe('fetch coalescing (static upstream GOPROXY)', () => {
     storageDir = await createTempDir('proxy-e2e-storage-');
     await exportFixturesAsGoproxy(fixtures, upstreamDir, { modules: [fixtures.hello] });
     upstream = await startStaticGoproxy(upstreamDir);
-    proxy = await startTestProxy({ STORAGE_DIR: storageDir, UPSTREAM: upstream.url }, {});
+    proxy = await startTestProxy({ STORAGE_DIR: storageDir, UPSTREAM: upstream.url }, {}, 'proxy-e2e');
   });
 
   afterAll(async () => {
@@ -103,14 +94,16 @@ describe('fetch coalescing (static upstream GOPROXY)', () => {
   });
 
   it('keeps answering list and latest, marked stale, while upstream is down', async () => {
+    const freshStorage = await createTempDir('proxy-e2e-stale-');
     const fresh = await startTestProxy(
       {
-        STORAGE_TYPE: 'memory',
+        STORAGE_DIR: freshStorage,
         UPSTREAM: upstream.url,
         VERSIONS_SOFT_TTL_MS: '50',
         VERSIONS_HARD_TTL_MS: '100',
       },
       {},
+      'proxy-e2e',
     );
     try {
       const list = `${fresh.url}/${fixtures.hello.escapedPath}/@v/list`;
@@ -137,6 +130,7 @@ describe('fetch coalescing (static upstream GOPROXY)', () => {
     } finally {
       await upstream.setMode('ok');
       await fresh.shutdown();
+      await removeDir(freshStorage);
     }
   });
 });

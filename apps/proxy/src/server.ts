@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AdminAuth, closeHttp, listenHttp } from '@modproxy/http';
 import type { Logger } from '@modproxy/observability';
-import { createStatusApp } from '@modproxy/status-page';
+import { createStatusApp, type ProxyStatus } from '@modproxy/status-page';
 import { fetchTempDirs, leftoverFetchDirAgeMs, startTempDirSweeps } from '@modproxy/runtime';
 import { composeProxy, type ComposeOverrides, type ProxyComposition } from './compose';
 import type { ProxyConfig } from './config';
@@ -18,11 +18,20 @@ export interface RunningProxy {
   shutdown(): Promise<void>;
 }
 
+export interface StartProxyOptions extends ComposeOverrides {
+  /**
+   * The admin port and the sweeps of leftover fetch directories. Off in a cluster worker: its
+   * primary runs them (it fetches). @default true
+   */
+  housekeeping?: boolean;
+}
+
 export async function startProxy(
   config: ProxyConfig,
   logger: Logger,
-  overrides: ComposeOverrides = {},
+  options: StartProxyOptions = {},
 ): Promise<RunningProxy> {
+  const { housekeeping = true, ...overrides } = options;
   const composition = await composeProxy(config, logger, overrides);
   const server = createServer(composition.app);
   const bound = await listenHttp(server, config.PORT, config.HOST);
@@ -31,21 +40,13 @@ export async function startProxy(
   const url = config.PUBLIC_URL ?? bound;
   let admin: { server: Server; url: string } | undefined;
   try {
-    admin = await startAdmin(config, composition, logger);
+    if (housekeeping) admin = await startAdmin(config, composition.status, logger);
   } catch (error) {
     await closeHttp(server, 0);
     await composition.close();
     throw error;
   }
-  // Temp directories of fetches that a crash left behind (every fetch removes its own by its deadline).
-  const longestFetchMs = Math.max(config.FETCH_TIMEOUT_MS, config.UPSTREAM_TIMEOUT_MS);
-  const tempDirSweeps = startTempDirSweeps(fetchTempDirs(config.GO_WORK_DIR, longestFetchMs), {
-    intervalMs: leftoverFetchDirAgeMs(longestFetchMs) / 4,
-    onRemoved: (dir, names) =>
-      logger.info({ dir, count: names.length }, 'removed leftover fetch temp directories'),
-    onError: (dir, error) =>
-      logger.warn({ dir, err: error }, 'could not sweep leftover fetch temp directories'),
-  });
+  const tempDirSweeps = housekeeping ? startFetchDirSweeps(config, logger) : undefined;
 
   let closing: Promise<void> | undefined;
   const shutdown = () => {
@@ -55,7 +56,7 @@ export async function startProxy(
       if (config.SHUTDOWN_DELAY_MS > 0) await delay(config.SHUTDOWN_DELAY_MS);
       await closeHttp(server, config.SHUTDOWN_TIMEOUT_MS);
       if (admin) await closeHttp(admin.server, 1_000);
-      await tempDirSweeps.stop();
+      await tempDirSweeps?.stop();
       await composition.close();
       logger.info('proxy stopped');
     })();
@@ -64,16 +65,28 @@ export async function startProxy(
   return { composition, server, url, ...(admin ? { adminUrl: admin.url } : {}), shutdown };
 }
 
+/** Temp directories of fetches that a crash left behind (every fetch removes its own by its deadline). */
+export function startFetchDirSweeps(config: ProxyConfig, logger: Logger): { stop(): Promise<void> } {
+  const longestFetchMs = Math.max(config.FETCH_TIMEOUT_MS, config.UPSTREAM_TIMEOUT_MS);
+  return startTempDirSweeps(fetchTempDirs(config.GO_WORK_DIR, longestFetchMs), {
+    intervalMs: leftoverFetchDirAgeMs(longestFetchMs) / 4,
+    onRemoved: (dir, names) =>
+      logger.info({ dir, count: names.length }, 'removed leftover fetch temp directories'),
+    onError: (dir, error) =>
+      logger.warn({ dir, err: error }, 'could not sweep leftover fetch temp directories'),
+  });
+}
+
 /** The admin port with the status page, when ADMIN_PORT is set; off (404) without credentials. */
-async function startAdmin(
+export async function startAdmin(
   config: ProxyConfig,
-  composition: ProxyComposition,
+  status: ProxyStatus,
   logger: Logger,
 ): Promise<{ server: Server; url: string } | undefined> {
   if (config.ADMIN_PORT === undefined) return undefined;
   const auth = AdminAuth.fromConfig(config);
   if (auth.mode === 'off') logger.warn('the status page is off: set ADMIN_PASSWORD or ADMIN_TOKEN');
-  const app = createStatusApp({ status: composition.status, auth, logger, title: 'modproxy proxy status' });
+  const app = createStatusApp({ status, auth, logger, title: 'modproxy proxy status' });
   const server = createServer(app);
   const url = await listenHttp(server, config.ADMIN_PORT, config.ADMIN_HOST);
   logger.info({ admin: url }, 'proxy admin listening');

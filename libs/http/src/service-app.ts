@@ -15,6 +15,11 @@ export interface ServiceAppOptions {
   readiness: () => Promise<string>;
   /** True once shutdown began: readiness fails so load balancers stop sending traffic. */
   isShuttingDown: () => boolean;
+  /**
+   * What `/metrics` answers, in the registry's content type (a cluster worker's: every process's
+   * metrics, aggregated). Default: `metrics.registry`'s.
+   */
+  scrapeMetrics?: () => Promise<string>;
 }
 
 /**
@@ -67,8 +72,9 @@ export function createServiceApp(options: ServiceAppOptions): express.Express {
 
   app.get('/metrics', async (_req, res) => {
     res.locals['route'] = 'metrics';
+    const text = await (options.scrapeMetrics ?? (() => metrics.registry.metrics()))();
     res.setHeader('Content-Type', metrics.registry.contentType);
-    res.send(await metrics.registry.metrics());
+    res.send(text);
   });
   return app;
 }

@@ -2,7 +2,7 @@ import { ConfigError, configSecrets, redactText, SecretRedactor } from '@modprox
 import { createLogger, type Logger, shutdownTelemetry, telemetrySecrets } from '@modproxy/observability';
 
 export interface RunningService {
-  /** Printed to stdout once the service listens, e.g. the GOPROXY line. */
+  /** Printed to stdout once the service listens, e.g. the GOPROXY line; nothing when empty. */
   banner: string;
   /** Readiness off, drain, close clients. */
   shutdown(): Promise<void>;
@@ -43,7 +43,8 @@ export function runService<C extends { LOG_LEVEL: string }>(options: RunServiceO
   const logger = createLogger({ service: options.name, level: config.LOG_LEVEL, redactor });
   options.start(config, logger).then(
     (service) => {
-      process.stdout.write(`${redact(service.banner)}\n`);
+      // A cluster worker has no banner of its own: its primary prints the one line.
+      if (service.banner !== '') process.stdout.write(`${redact(service.banner)}\n`);
       let stopping = false;
       // A terminal's Ctrl-C reaches both `npm start` and the app, and npm forwards it again:
       // later signals must not cut the graceful shutdown short.
