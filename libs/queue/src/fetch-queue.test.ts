@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { DelayedError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { errors, isModuleError, type ModuleError } from '@modproxy/errors';
 import { startRedisServer, type RedisServer } from '@modproxy/testing';
 import { FetchQueue } from './fetch-queue';
-import { JobWorker } from './job-worker';
+import { JobWorker, type JobMiddleware } from './job-worker';
+import { FETCH_BACKOFF_MS } from './job-options';
 import { FETCH_QUEUE } from './queue-names';
 import { createQueueRedis } from './redis-connection';
 
@@ -58,7 +60,7 @@ describe('FetchQueue (real Redis)', () => {
   /** A worker whose FetchVersion handler is `handle`; counts its calls. */
   const worker = async (
     handle: (module: string, version: string) => Promise<unknown>,
-    options: { concurrency?: number } = {},
+    options: { concurrency?: number; middleware?: JobMiddleware[] } = {},
   ) => {
     const calls: string[] = [];
     const started = new JobWorker({
@@ -66,6 +68,7 @@ describe('FetchQueue (real Redis)', () => {
       connection: connect(),
       prefix,
       concurrency: options.concurrency ?? 4,
+      ...(options.middleware ? { middleware: options.middleware } : {}),
       handlers: {
         FetchVersion: async ({ module, version }) => {
           calls.push(`${module}@${version}`);
@@ -175,7 +178,7 @@ describe('FetchQueue (real Redis)', () => {
     expect(calls).toHaveLength(2);
   });
 
-  it('retries a failure another attempt may mend, and the waiter gets the success', async () => {
+  it('retries a failure another attempt may mend after its backoff, by itself: the waiter has the first failure, the next request the success', async () => {
     let attempts = 0;
     await worker(async (module, version) => {
       attempts += 1;
@@ -183,12 +186,15 @@ describe('FetchQueue (real Redis)', () => {
         throw errors.badGateway('upstream.goproxy.zip', `${module}@${version}: upstream failed`);
       return { result: 'fetched' };
     });
-    const queue = new FetchQueue({
-      connection: connect(),
-      prefix,
-      jobOptions: { attempts: 3, backoff: { type: 'fixed', delay: 10 } },
-    });
-    closers.unshift(() => queue.close());
+    // The producers' own retry options: 5 attempts, backoff from 2 s.
+    const queue = producer();
+    const failure = await rejection(queue.fetchAndWait(MODULE, VERSION, { timeoutMs: 30_000 }));
+    expect([failure.kind, failure.message]).toEqual(['bad-gateway', `${MODULE}@${VERSION}: upstream failed`]);
+    const job = await queue.queue.getJob(`${MODULE}@${VERSION}`);
+    expect([await job?.getState(), job?.attemptsMade, job?.delay]).toEqual(['delayed', 1, FETCH_BACKOFF_MS]);
+    await expect
+      .poll(() => queue.queue.getJobState(`${MODULE}@${VERSION}`), { timeout: 30_000 })
+      .toBe('completed');
     expect(await queue.fetchAndWait(MODULE, VERSION, { timeoutMs: 30_000 })).toEqual({ result: 'fetched' });
     expect(attempts).toBe(2);
   });
@@ -216,6 +222,81 @@ describe('FetchQueue (real Redis)', () => {
     const failure = await waiting;
     expect(failure.kind).toBe('bad-gateway');
     expect(failure.message).toBe(`${MODULE}@v1.0.0: upstream answered 500`);
+  });
+
+  it('answers every waiter with the first failed attempt’s failure at once, while the job’s retry later stores it for the next request', async () => {
+    let upstreamUp = false;
+    const { calls } = await worker(async (module, version) => {
+      if (!upstreamUp) {
+        throw errors.unavailable('upstream.goproxy.zip', `${module}@${version}: upstream answered 503`, {
+          retryAfterSeconds: 7,
+        });
+      }
+      return { result: 'fetched' };
+    });
+    // A backoff no test waits out: only the job's scheduled retry can run it again.
+    const replicas = [0, 1].map(() => {
+      const queue = new FetchQueue({
+        connection: connect(),
+        prefix,
+        jobOptions: { attempts: 3, backoff: { type: 'fixed', delay: 600_000 } },
+      });
+      closers.unshift(() => queue.close());
+      return queue;
+    });
+    const jobId = `${MODULE}@${VERSION}`;
+    const failures = await Promise.all(
+      replicas.flatMap((replica) =>
+        Array.from({ length: 5 }, () =>
+          rejection(replica.fetchAndWait(MODULE, VERSION, { timeoutMs: 300_000 })),
+        ),
+      ),
+    );
+    for (const failure of failures) {
+      expect(failure).toMatchObject({
+        kind: 'unavailable',
+        message: `${jobId}: upstream answered 503`,
+        retryAfterSeconds: 7,
+        module: MODULE,
+        version: VERSION,
+      });
+    }
+    // Answered after the first attempt, before the retry the backoff schedules: the job waits for it.
+    const job = await replicas[0]!.queue.getJob(jobId);
+    expect([await job?.getState(), job?.attemptsMade, calls.length]).toEqual(['delayed', 1, 1]);
+    expect(replicas.map((replica) => replica.waiters)).toEqual([0, 0]);
+
+    // Asked while the job waits for its retry: the same answer at once, and no second job.
+    const late = await rejection(replicas[1]!.fetchAndWait(MODULE, VERSION, { timeoutMs: 300_000 }));
+    expect([late.kind, late.message]).toEqual(['unavailable', `${jobId}: upstream answered 503`]);
+    expect(calls).toHaveLength(1);
+
+    // The upstream recovers and the backoff ends: the job's own retry fetches, and the next
+    // request is served from it without another run.
+    upstreamUp = true;
+    await job!.promote();
+    await expect.poll(() => replicas[0]!.queue.getJobState(jobId), { timeout: 30_000 }).toBe('completed');
+    expect(await replicas[1]!.fetchAndWait(MODULE, VERSION, { timeoutMs: 30_000 })).toEqual({
+      result: 'fetched',
+    });
+    expect(calls).toHaveLength(2);
+  });
+
+  it('keeps waiting when the job is only put off without a failed attempt (a host limit), and answers with its end', async () => {
+    let putOff = 0;
+    // Puts every job off once, as the per-host gate does for a host at its limit: no attempt spent.
+    const hostLimit: JobMiddleware = async (_name, _message, { job, token }, next) => {
+      if (putOff === 0) {
+        putOff += 1;
+        await job.moveToDelayed(Date.now() + 200, token);
+        throw new DelayedError();
+      }
+      return next();
+    };
+    const { calls } = await worker(async () => ({ result: 'fetched' }), { middleware: [hostLimit] });
+    const queue = producer();
+    expect(await queue.fetchAndWait(MODULE, VERSION, { timeoutMs: 30_000 })).toEqual({ result: 'fetched' });
+    expect([putOff, calls.length]).toEqual([1, 1]);
   });
 
   it('lets a caller leave without cancelling the job for the others', async () => {

@@ -4,7 +4,7 @@ import { errors, isModuleError, ModuleError, toModuleError } from '@modproxy/err
 import { jobContracts, type TraceContext } from './job-contracts';
 import { tracedAdd } from './job-tracing';
 import { JobEvents, type JobOutcome } from './job-events';
-import { decodeJobFailure } from './job-failure';
+import { decodeJobFailure, isEncodedJobFailure } from './job-failure';
 import { fetchJobId } from './job-ids';
 import { FETCH_JOB_OPTIONS } from './job-options';
 import { DEFAULT_QUEUE_PREFIX, FETCH_QUEUE } from './queue-names';
@@ -50,6 +50,12 @@ export interface FetchWaitOptions extends FetchRequestOptions {
   timeoutMs?: number;
 }
 
+/**
+ * What a waiter is answered with: the job's end, or the failure of its last attempt while it
+ * waits for a retry (the retries go on without the waiter).
+ */
+type WaitEnd = JobOutcome | { state: 'retrying'; failedReason: string };
+
 /** Where the job stood when {@link FetchQueue.add} left it. */
 export interface AddedFetch {
   jobId: string;
@@ -62,8 +68,10 @@ const OP = 'queue.fetch';
  * Producer side of the fetch queue, shared by every replica: `add` queues a FetchVersion job
  * whose id is module@version (every replica's add of one version is one job), and
  * `fetchAndWait` also waits for that job to end, the way a proxy's sync miss does. Failures come
- * back as the ModuleError the worker failed with, so not-found stays not-found. A failed job is
- * never an answer to a later request: the next add retries it.
+ * back as the ModuleError the worker failed with, so not-found stays not-found. A waiter does not
+ * sit through the job's retries: the first failed attempt answers it, and the job goes on
+ * retrying for whoever asks next. A failed job is never an answer to a later request: the next
+ * add retries it.
  *
  * `fetch(module, version, { signal })` and `enqueue(module, version)` have the shapes of a
  * fetcher for ModuleService's miss path (sync and async download modes).
@@ -134,10 +142,11 @@ export class FetchQueue {
 
   /**
    * Queues the fetch (deduplicated as `add` does) and waits for the job to end: resolves when it
-   * completed (also when it had completed before we asked), rejects with its failure's
-   * ModuleError, with `timeout` at our deadline (or the last attempt's failure, when an attempt
-   * failed and the job waits for its retry), or with the signal's reason when the caller leaves.
-   * Leaving never cancels the job.
+   * completed (also when it had completed before we asked); rejects with the ModuleError of its
+   * failure, or of its last attempt's as soon as an attempt fails and the job waits for a retry
+   * (also when it already waited for one when we asked), with `timeout` at our deadline, or with
+   * the signal's reason when the caller leaves. Neither leaving nor an early answer cancels the
+   * job or its retries: a retry that succeeds stores the version for the next request.
    */
   async fetchAndWait(module: string, version: string, options: FetchWaitOptions = {}): Promise<FetchResult> {
     const refs = { module, version };
@@ -151,11 +160,12 @@ export class FetchQueue {
     }
     // Watch before adding, so an end that comes right after the add is seen; the caller's
     // signal and our deadline count from the start, the add included.
-    const watch = this.events.watch(jobId);
+    let requeued = () => undefined as void;
+    const watch = this.events.watch(jobId, () => requeued());
     this.waiting += 1;
     const cleanups: Array<() => void> = [watch.stop, () => (this.waiting -= 1)];
     try {
-      const outcome = await new Promise<JobOutcome>((resolve, reject) => {
+      const outcome = await new Promise<WaitEnd>((resolve, reject) => {
         const signal = options.signal;
         if (signal) {
           const onAbort = () => reject(toModuleError(signal.reason, OP, refs));
@@ -168,9 +178,17 @@ export class FetchQueue {
         }, timeoutMs);
         cleanups.push(() => clearTimeout(timer));
         void watch.outcome.then(resolve);
+        // Back in the queue: a failed attempt now waits for its retry (answer with its failure),
+        // or a host limit put the job off (go on waiting).
+        requeued = () =>
+          void this.outcomeOf(jobId).then(
+            (ended) => ended && resolve(ended),
+            () => undefined,
+          );
         this.add(module, version, options).then((added) => {
-          // Ended before we watched (completed, or failed and retried by our add): ask the job.
-          if (added.state === 'completed')
+          // Ended before we watched (completed, or failed and retried by our add), or waiting for
+          // a retry since before we asked: ask the job.
+          if (added.state !== 'active')
             void this.outcomeOf(jobId).then((ended) => ended && resolve(ended), reject);
           const poll = setInterval(() => {
             this.outcomeOf(jobId).then(
@@ -185,7 +203,7 @@ export class FetchQueue {
           cleanups.push(() => clearInterval(poll));
         }, reject);
       });
-      if (outcome.state === 'failed') throw decodeJobFailure(outcome.failedReason, OP, refs);
+      if (outcome.state !== 'completed') throw decodeJobFailure(outcome.failedReason, OP, refs);
       return toFetchResult(outcome.returnvalue);
     } finally {
       for (const cleanup of cleanups) cleanup();
@@ -198,15 +216,20 @@ export class FetchQueue {
   }
 
   /**
-   * The job's end when it has ended; `undefined` while it waits or runs; `null` when there is
-   * no such job.
+   * The job's end when it has ended, or its last attempt's failure while it waits for a retry;
+   * `undefined` while it runs or waits with no failed attempt; `null` when there is no such job.
    */
-  private async outcomeOf(jobId: string): Promise<JobOutcome | undefined | null> {
+  private async outcomeOf(jobId: string): Promise<WaitEnd | undefined | null> {
     const job = await this.queue.getJob(jobId);
     if (!job) return null;
     const state = await job.getState();
     if (state === 'completed') return { state: 'completed', returnvalue: job.returnvalue };
     if (state === 'failed') return { state: 'failed', failedReason: job.failedReason };
+    // A retry clears the reason (`job.retry`), and a move by a host limit spends no attempt, so
+    // a reason here is the failed attempt the job waits to retry. One not in our format (BullMQ's
+    // own, a lost lock) says nothing a client could use: the retry will tell.
+    if (state !== 'active' && job.attemptsMade > 0 && isEncodedJobFailure(job.failedReason))
+      return { state: 'retrying', failedReason: job.failedReason };
     return undefined;
   }
 

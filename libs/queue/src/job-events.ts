@@ -6,6 +6,11 @@ import type { Redis } from 'ioredis';
 export type JobOutcome =
   { state: 'completed'; returnvalue: unknown } | { state: 'failed'; failedReason: string };
 
+interface Watcher {
+  ended(outcome: JobOutcome): void;
+  requeued(): void;
+}
+
 export interface JobEventsOptions {
   /**
    * Connection to the queue Redis, not closed here; the blocking reads get a connection of
@@ -26,7 +31,7 @@ export interface JobEventsOptions {
  */
 export class JobEvents {
   private readonly options: JobEventsOptions;
-  private readonly watchers = new Map<string, Set<(outcome: JobOutcome) => void>>();
+  private readonly watchers = new Map<string, Set<Watcher>>();
   private events: QueueEvents | undefined;
   private starting: Promise<QueueEvents> | undefined;
   private closed = false;
@@ -35,23 +40,29 @@ export class JobEvents {
     this.options = options;
   }
 
-  /** Waits for the end of `jobId`; `stop()` when no longer interested. Call {@link ready} first. */
-  watch(jobId: string): { outcome: Promise<JobOutcome>; stop(): void } {
+  /**
+   * Waits for the end of `jobId`; `stop()` when no longer interested. Call {@link ready} first.
+   * `requeued` is told each time the job goes back to the queue without ending (delayed or
+   * waiting again: an attempt failed and waits for its retry, a host limit put it off, a stalled
+   * or handed-back job); the caller reads the job to tell which.
+   */
+  watch(jobId: string, requeued?: () => void): { outcome: Promise<JobOutcome>; stop(): void } {
     let notify: (outcome: JobOutcome) => void = () => undefined;
     const outcome = new Promise<JobOutcome>((resolve) => {
       notify = resolve;
     });
+    const watcher: Watcher = { ended: notify, requeued: requeued ?? (() => undefined) };
     let set = this.watchers.get(jobId);
     if (!set) {
       set = new Set();
       this.watchers.set(jobId, set);
     }
-    set.add(notify);
+    set.add(watcher);
     return {
       outcome,
       stop: () => {
         const current = this.watchers.get(jobId);
-        current?.delete(notify);
+        current?.delete(watcher);
         if (current?.size === 0) this.watchers.delete(jobId);
       },
     };
@@ -93,6 +104,9 @@ export class JobEvents {
       this.dispatch(jobId, { state: 'completed', returnvalue }),
     );
     events.on('failed', ({ jobId, failedReason }) => this.dispatch(jobId, { state: 'failed', failedReason }));
+    // A failed attempt with a backoff is `delayed`, without one `waiting` (BullMQ's retryJob).
+    events.on('delayed', ({ jobId }) => this.requeued(jobId));
+    events.on('waiting', ({ jobId, prev }) => prev === 'active' && this.requeued(jobId));
     await events.waitUntilReady();
     return events;
   }
@@ -101,6 +115,10 @@ export class JobEvents {
     const set = this.watchers.get(jobId);
     if (!set) return;
     this.watchers.delete(jobId);
-    for (const notify of set) notify(outcome);
+    for (const watcher of set) watcher.ended(outcome);
+  }
+
+  private requeued(jobId: string): void {
+    for (const watcher of this.watchers.get(jobId) ?? []) watcher.requeued();
   }
 }

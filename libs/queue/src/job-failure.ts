@@ -43,6 +43,12 @@ export function encodeJobFailure(error: ModuleError): string {
   return `[${error.kind}${retryAfter}] ${error.message}`;
 }
 
+/** Whether a failed reason was written by {@link encodeJobFailure} (BullMQ writes its own, e.g. for a lost lock). */
+export function isEncodedJobFailure(reason: string | undefined): reason is string {
+  const match = PATTERN.exec(reason ?? '');
+  return match !== null && KINDS.has(match[1] ?? '');
+}
+
 /** A failed reason back to a ModuleError; a reason not written by {@link encodeJobFailure} is `internal`. */
 export function decodeJobFailure(
   reason: string | undefined,
