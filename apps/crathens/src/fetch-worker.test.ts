@@ -1,7 +1,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isModuleError, type ModuleError } from '@modproxy/errors';
 import { hashGoMod, verifyModuleZip } from '@modproxy/modzip';
-import { createTempDir, removeDir } from '@modproxy/testing';
+import { FETCH_BACKOFF_MS } from '@modproxy/queue';
+import {
+  createTempDir,
+  exportFixturesAsGoproxy,
+  removeDir,
+  StaticGoproxy,
+  waitUntil,
+} from '@modproxy/testing';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CrathensHarness } from './test-support/crathens-harness';
@@ -112,6 +119,50 @@ describe('crathens fetch worker (Redis, the storage service and lathens over gRP
     });
     expect(upstream.fetches).toEqual([`${hello.path}@v1.99.0`, `${hello.path}@v1.99.0`]);
     expect(await harness.inspector.exists(hello.path, 'v1.99.0')).toBe(true);
+  });
+
+  it('answers a waiter with the first attempt’s failure while upstream fails for a while, and the job’s own retry stores the version for the next request', async () => {
+    const { hello } = harness.fixtures;
+    const goproxyDir = await createTempDir('crathens-flaky-upstream-');
+    const flaky = await StaticGoproxy.start(goproxyDir);
+    try {
+      await exportFixturesAsGoproxy(harness.fixtures, goproxyDir, { modules: [hello] });
+      await flaky.setMode('500');
+      const prefix = harness.newPrefix();
+      const { upstream } = await harness.startInProcess(prefix, { UPSTREAM: flaky.url });
+      const producer = harness.producer(prefix);
+      const jobId = `${hello.path}@v1.0.0`;
+
+      const failure = await rejection(producer.fetchAndWait(hello.path, 'v1.0.0', { timeoutMs: 120_000 }));
+      expect(failure.kind).toBe('bad-gateway');
+      expect(failure.message).toContain(`${hello.path}@v1.0.0`);
+      // Answered by the first attempt, before the retry the backoff schedules for it.
+      const job = await producer.queue.getJob(jobId);
+      expect([await job?.getState(), job?.attemptsMade, job?.delay]).toEqual([
+        'delayed',
+        1,
+        FETCH_BACKOFF_MS,
+      ]);
+      expect(upstream.fetches).toEqual([jobId]);
+
+      // Upstream recovers; nobody asks again, and the job's retry stores the version.
+      await flaky.setMode('ok');
+      await waitUntil(() => harness.inspector.exists(hello.path, 'v1.0.0'), {
+        what: 'the retry stored v1.0.0',
+        timeoutMs: 60_000,
+      });
+      expect(upstream.fetches).toEqual([jobId, jobId]);
+      await expect.poll(() => producer.queue.getJobState(jobId)).toBe('completed');
+      expect(await producer.fetchAndWait(hello.path, 'v1.0.0', { timeoutMs: 60_000 })).toEqual({
+        result: 'fetched',
+      });
+      const direct = await harness.directDownload(hello.path, 'v1.0.0');
+      expect((await harness.storedZip(hello.path, 'v1.0.0')).equals(direct.zip)).toBe(true);
+      expect(upstream.fetches).toEqual([jobId, jobId]);
+    } finally {
+      await flaky.stop();
+      await removeDir(goproxyDir);
+    }
   });
 
   it('counts attempts by queue, job name and outcome in /metrics, with queue depths and no module path in any label', async () => {
