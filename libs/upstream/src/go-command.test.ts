@@ -429,6 +429,36 @@ describe('goCommandError', () => {
     ['go: example.test/m.git@v1.0.0: no secure protocol found for repository', 'not-found'],
     ['go: example.com/m@v1.0.0: exec: "git": executable file not found in $PATH', 'bad-gateway'],
     ['go: example.com/m@v1.0.0: dial tcp 10.0.0.1:443: connect: connection refused', 'bad-gateway'],
+    // What the go command says for a made-up host (DNS cannot be asked in a test).
+    [
+      'example.test@v1.10.0: unrecognized import path "example.test": https fetch: Get "https://example.test/?go-get=1": dial tcp: lookup example.test on 10.96.0.10:53: no such host',
+      'not-found',
+    ],
+    [
+      'made.up/x@v1.0.0: unrecognized import path "made.up/x": https fetch: Get "https://made.up/x?go-get=1": dial tcp: lookup made.up: no such host',
+      'not-found',
+    ],
+    [
+      'made.up@v1.0.0: unrecognized import path "made.up": http/https fetch: Get "http://made.up/?go-get=1": dial tcp: lookup made.up on [::1]:53: no such host',
+      'not-found',
+    ],
+    // The resolver failing, another name failing (the HTTPS proxy's), or the way to the proxy: not the module's answer.
+    [
+      'made.up@v1.0.0: unrecognized import path "made.up": https fetch: Get "https://made.up/?go-get=1": dial tcp: lookup made.up on 10.96.0.10:53: server misbehaving',
+      'bad-gateway',
+    ],
+    [
+      'made.up@v1.0.0: unrecognized import path "made.up": https fetch: Get "https://made.up/?go-get=1": dial tcp: lookup made.up on 10.96.0.10:53: read udp 10.0.0.5:4104->10.96.0.10:53: i/o timeout',
+      'bad-gateway',
+    ],
+    [
+      'made.up@v1.0.0: unrecognized import path "made.up": https fetch: Get "https://made.up/?go-get=1": proxyconnect tcp: dial tcp: lookup made.up on 10.96.0.10:53: no such host',
+      'bad-gateway',
+    ],
+    [
+      'example.test@v1.0.0: unrecognized import path "example.test": https fetch: Get "https://example.test/?go-get=1": proxyconnect tcp: dial tcp 127.0.0.1:41046: connect: connection refused',
+      'bad-gateway',
+    ],
   ] as const)('%s → %s', (output, kind) => {
     expect(goCommandError('test', output).kind).toBe(kind);
   });

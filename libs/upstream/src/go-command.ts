@@ -380,8 +380,19 @@ const NOT_FOUND_PATTERNS: readonly RegExp[] = [
   /terminal prompts disabled/i,
   /could not read (username|password)/i,
   /disabled by GOPRIVATE\/GONOPROXY|disabled by GOVCS/i,
-  /unrecognized import path .*(404|410)/i,
+  // The status the host answered `?go-get=1` with (`…: 404 Not Found`), not digits in an address.
+  /unrecognized import path .*: (404|410) /i,
   /module source tree too large/i,
+  // A path the go command asks about that is no module, as it does for every shorter prefix of
+  // a package path in `go get` (`example.com`, `github.com/team`): the host answered its
+  // `?go-get=1` with a page naming no repository for it, …
+  /unrecognized import path .*: no go-import meta tags/i,
+  // … the path cannot be a repository on a host the go command knows (`github.com/team`), …
+  /invalid [\w.-]+ import path/i,
+  // … or the path's own host does not exist (NXDOMAIN). A lookup that failed otherwise (a
+  // resolver timing out or misbehaving) and anything on the way to an HTTPS proxy
+  // (`proxyconnect`) stay upstream failures.
+  /unrecognized import path "([^"/]+)[^"]*": (?:http\/)?https fetch: (?!.*proxyconnect).*dial tcp: lookup \1(?: on \S+)?: no such host/i,
 ];
 
 /** Failures of this server's own setup, which must not pass for a missing module. */
