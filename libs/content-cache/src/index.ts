@@ -8,3 +8,4 @@ export type {
 } from './content-cache-events';
 export type { CachedFile } from './cache-key';
 export { LocalInvalidationBus, type InvalidationBus, type InvalidationListener } from './invalidation-bus';
+export { RedisInvalidationBus, type RedisInvalidationBusOptions } from './redis-invalidation-bus';
