@@ -20,7 +20,8 @@ const SECRETS: Record<string, string> = {
   GRPC_TOKEN: 'grpc-token-s3cret-value-0003',
   UPSTREAM_AUTHORIZATION: 'Bearer upstream-s3cret-value-0004',
   REDIS_URL: 'redis://:redis-pw-s3cret-0005@127.0.0.1:6379',
-  QUEUE_REDIS_URL: 'redis://:queue-pw-s3cret-0006@127.0.0.1:6380',
+  // (Not QUEUE_REDIS_URL: the proxy reads it, and would hand its misses to a queue.)
+  DATABASE_URL: 'postgres://app:pg-pw-s3cret-0006@127.0.0.1:5432/app',
   MONGODB_URI: 'mongodb://admin:mongo-pw-s3cret-0007@127.0.0.1:27017',
   AWS_SECRET_ACCESS_KEY: 'aws-s3cret-value-0008',
   GOOGLE_APPLICATION_CREDENTIALS: '/run/secrets/gcp-s3cret-0009.json',
