@@ -33,7 +33,11 @@ export async function startProxy(
 ): Promise<RunningProxy> {
   const { housekeeping = true, ...overrides } = options;
   const composition = await composeProxy(config, logger, overrides);
-  const server = createServer(composition.app);
+  // The GOPROXY reads on the lean path; Express for everything else.
+  const { app, goproxy } = composition.app;
+  const server = createServer((req, res) => {
+    if (!goproxy.handle(req, res)) app(req, res);
+  });
   const bound = await listenHttp(server, config.PORT, config.HOST);
   // Zips can be large and clients slow: no overall request timeout, but idle sockets go.
   server.requestTimeout = 0;

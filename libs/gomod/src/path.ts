@@ -77,7 +77,24 @@ function pathProblem(path: string, kind: PathKind): string | undefined {
   return undefined;
 }
 
+/**
+ * Module paths found valid, kept (bounded) because the check is pure and a request passes the
+ * same path through parsing, the module service and storage: each checks, only the first pays.
+ */
+const validModulePaths = new Set<string>();
+const VALID_MODULE_PATHS_KEPT = 4_096;
+
 function modulePathProblem(path: string): string | undefined {
+  if (validModulePaths.has(path)) return undefined;
+  const problem = checkedModulePathProblem(path);
+  if (problem === undefined) {
+    if (validModulePaths.size >= VALID_MODULE_PATHS_KEPT) validModulePaths.clear();
+    validModulePaths.add(path);
+  }
+  return problem;
+}
+
+function checkedModulePathProblem(path: string): string | undefined {
   const problem = pathProblem(path, 'module');
   if (problem) return problem;
   const slash = path.indexOf('/');

@@ -6,3 +6,5 @@ export * from './request-id';
 export * from './loopback-host';
 export * from './admin-auth-config';
 export * from './admin-auth';
+export * from './error-answer';
+export * from './request-tracking';

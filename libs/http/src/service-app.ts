@@ -1,9 +1,9 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { trace } from '@opentelemetry/api';
+import type { ServerResponse } from 'node:http';
 import { redactText } from '@modproxy/config';
-import { httpStatusForKind, isModuleError, type ModuleError } from '@modproxy/errors';
+import { answerError } from './error-answer';
 import { type HttpMetrics, type Logger, withLogFields } from '@modproxy/observability';
-import { REQUEST_ID_HEADER, requestIdOf } from './request-id';
+import { trackRequest } from './request-tracking';
 
 export interface ServiceAppOptions {
   logger: Logger;
@@ -36,22 +36,7 @@ export function createServiceApp(options: ServiceAppOptions): express.Express {
   app.set('etag', false);
 
   app.use((req, res, next) => {
-    const requestId = requestIdOf(req.headers['x-request-id']);
-    res.setHeader(REQUEST_ID_HEADER, requestId);
-    // On the HTTP span too, so a trace is found from the id a user quotes.
-    trace.getActiveSpan()?.setAttribute('modproxy.request_id', requestId);
-    const stop = metrics.duration.startTimer();
-    res.on('finish', () => {
-      const route = String(res.locals['route'] ?? 'other');
-      const labels = { route, method: httpMethodLabel(req.method), status: String(res.statusCode) };
-      stop(labels);
-      metrics.requests.inc(labels);
-      const level = res.statusCode >= 500 ? 'warn' : 'debug';
-      logger[level](
-        { method: req.method, path: req.path, status: res.statusCode, route, request_id: requestId },
-        'request',
-      );
-    });
+    const requestId = trackRequest(req, res, req.path, metrics, logger);
     withLogFields({ request_id: requestId }, next);
   });
 
@@ -88,62 +73,13 @@ export function finishServiceApp(app: express.Express, logger: Logger): express.
     sendText(res, 404, 'not found\n');
   });
   app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
-    if (isModuleError(error)) {
-      const status = httpStatusForKind(error.kind);
-      if (status >= 500) {
-        logger[error.kind === 'internal' ? 'error' : 'warn'](
-          {
-            kind: error.kind,
-            op: error.op,
-            module: error.module,
-            version: error.version,
-            detail: error.detail,
-            err: error.message,
-            path: req.path,
-          },
-          'request failed',
-        );
-      }
-      if (res.headersSent) return res.destroy();
-      if (error.retryAfterSeconds !== undefined) {
-        res.setHeader('Retry-After', String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
-      }
-      // An internal failure's message is ours (file paths, database errors): logged, not sent.
-      if (error.kind === 'internal') return sendText(res, status, `${internalErrorText(error)}\n`);
-      // The message is the client's; an adapter's text quoting a URL still loses its userinfo.
-      return sendText(res, status, `${redactText(error.message)}\n`);
-    }
-    logger.error({ err: error, path: req.path }, 'unexpected error');
-    if (res.headersSent) return res.destroy();
-    sendText(res, 500, 'internal error\n');
+    answerError(res, error, logger, req.path);
   });
   return app;
 }
 
-/** Methods a client may send are many (any token); the label keeps the ones HTTP defines. */
-const KNOWN_METHODS = new Set([
-  'GET',
-  'HEAD',
-  'POST',
-  'PUT',
-  'DELETE',
-  'PATCH',
-  'OPTIONS',
-  'CONNECT',
-  'TRACE',
-]);
-
-function httpMethodLabel(method: string): string {
-  return KNOWN_METHODS.has(method) ? method : 'other';
-}
-
-function internalErrorText(error: ModuleError): string {
-  const subject = error.module ? `${error.module}${error.version ? `@${error.version}` : ''}: ` : '';
-  return `${subject}internal error (the server logged the details)`;
-}
-
 /** Aborts when the client disconnects before the answer is complete. */
-export function requestSignal(res: Response): AbortSignal {
+export function requestSignal(res: ServerResponse): AbortSignal {
   const controller = new AbortController();
   res.on('close', () => {
     if (!res.writableFinished) controller.abort();

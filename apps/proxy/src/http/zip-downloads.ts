@@ -1,6 +1,4 @@
-import { Transform, type TransformCallback } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import { Counter, type Logger, type Registry } from '@modproxy/observability';
 import type { ZipContent } from '@modproxy/storage';
 
@@ -36,53 +34,66 @@ export class ZipDownloads {
   /**
    * Sends `zip` as the body of `res`, whose headers are set but not sent. Throws only when the
    * zip fails before its first byte, while the error handler can still answer with a status.
+   *
+   * A pump of its own rather than `pipeline`: pipeline would destroy the response on a failure
+   * before the first byte, when a status can still be sent, and a Transform to count bytes is a
+   * stream hop per chunk. Backpressure: the zip pauses whenever the socket's buffer is full and
+   * resumes on `drain`, so a slow client holds about one read (ZIP_READ_BYTES) in memory.
    */
-  async send(res: Response, zip: ZipContent, module: string, version: string): Promise<void> {
-    let sent = 0;
-    let clientLeft = false;
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback) {
+  send(res: ServerResponse, zip: ZipContent, module: string, version: string): Promise<void> {
+    const source = zip.stream;
+    return new Promise<void>((resolve, reject) => {
+      let sent = 0;
+      const onData = (chunk: Buffer) => {
         sent += chunk.length;
-        done(null, chunk);
-      },
-    });
-    // Not `pipeline(zip, counter, res)`: it would destroy the response on a failure before the
-    // first byte, when a status can still be sent. So the response is fed by `pipe`, and a
-    // client that goes away ends the zip stream from here.
-    const onClose = (): void => {
-      if (res.writableFinished) return;
-      clientLeft = true;
-      zip.stream.destroy();
-    };
-    res.once('close', onClose);
-    counter.pipe(res);
-    try {
-      await pipeline(zip.stream, counter);
-      await finished(res);
-    } catch (error) {
-      if (clientLeft) {
+        if (!res.write(chunk)) source.pause();
+      };
+      const onDrain = () => source.resume();
+      const onEnd = () => res.end();
+      const onFinish = () => {
+        done();
+        resolve();
+      };
+      const onClose = () => {
+        if (res.writableFinished) return;
+        done();
+        source.destroy();
         this.interrupted.inc({ cause: 'client' });
         this.logger.debug(
           { module, version, bytesSent: sent, size: zip.size },
           'zip download: the client went away',
         );
-        return;
-      }
-      if (!res.headersSent) {
+        resolve();
+      };
+      const onError = (error: Error) => {
+        done();
+        if (!res.headersSent) return reject(error);
+        this.interrupted.inc({ cause: 'storage' });
+        this.logger.warn(
+          { module, version, bytesSent: sent, size: zip.size, reason: error.message },
+          'zip download cut short: the stored zip failed after the headers were sent',
+        );
+        res.destroy();
+        resolve();
+      };
+      const done = () => {
+        source.off('data', onData);
+        source.off('end', onEnd);
+        source.off('error', onError);
+        // A stream torn down later (the request's abort signal) must not throw unheard.
+        source.on('error', ignore);
+        res.off('drain', onDrain);
+        res.off('finish', onFinish);
         res.off('close', onClose);
-        counter.unpipe(res);
-        throw error;
-      }
-      this.interrupted.inc({ cause: 'storage' });
-      this.logger.warn(
-        { module, version, bytesSent: sent, size: zip.size, reason: errorMessage(error) },
-        'zip download cut short: the stored zip failed after the headers were sent',
-      );
-      res.destroy();
-    }
+      };
+      source.on('data', onData);
+      source.once('end', onEnd);
+      source.once('error', onError);
+      res.on('drain', onDrain);
+      res.once('finish', onFinish);
+      res.once('close', onClose);
+    });
   }
 }
 
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
+function ignore(): void {}
