@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { errors, isModuleError, toModuleError, type ModuleError } from '@modproxy/errors';
+import { errors, toModuleError } from '@modproxy/errors';
 import {
   abortedError,
   chunkToBuffer,
@@ -20,6 +20,7 @@ import type { ContentCacheEvents, InvalidationOrigin } from './content-cache-eve
 import { DiskTier } from './disk-tier';
 import { LocalInvalidationBus, type InvalidationBus } from './invalidation-bus';
 import { MemoryTier } from './memory-tier';
+import { purgeVersion } from './purge-version';
 import { ZipFill, type FillOutcome } from './zip-fill';
 
 const KiB = 1024;
@@ -226,33 +227,12 @@ export class CachedStorage implements ModuleStorage {
   }
 
   /**
-   * Deletes the version from storage, drops it here and tells every replica's cache to drop it.
-   * A version storage did not hold is still invalidated everywhere (a replica may hold what an
-   * earlier, half-done purge left), then reported `not-found`. A purge that reached storage but
-   * not the bus is `unavailable`: repeat it.
+   * A purge ({@link purgeVersion}): deletes the version from storage, drops it here and tells
+   * every replica's cache to drop it.
    */
-  async delete(module: string, version: string, options: CallOptions = {}): Promise<void> {
+  delete(module: string, version: string, options: CallOptions = {}): Promise<void> {
     const ref = { module, version };
-    let notFound: ModuleError | undefined;
-    try {
-      await this.storage.delete(module, version, options);
-    } catch (error) {
-      if (!isModuleError(error, 'not-found')) throw error;
-      notFound = error;
-    }
-    // After the delete, so that a read which started before it is overtaken and not kept.
-    this.invalidate(ref, 'local');
-    try {
-      await this.bus.publish(ref);
-    } catch (error) {
-      const failure = toModuleError(error, `${OP}.invalidate`, ref);
-      throw errors.unavailable(
-        `${OP}.invalidate`,
-        `${module}@${version} is deleted from storage, but other replicas could not be told to drop it; purge it again`,
-        { ...ref, retryAfterSeconds: 5, detail: failure.detail ?? failure.message, cause: failure },
-      );
-    }
-    if (notFound) throw notFound;
+    return purgeVersion(this.storage, this.bus, ref, options, () => this.invalidate(ref, 'local'));
   }
 
   catalog(options: CatalogOptions): Promise<CatalogPage> {

@@ -9,3 +9,10 @@ export type {
 export type { CachedFile } from './cache-key';
 export { LocalInvalidationBus, type InvalidationBus, type InvalidationListener } from './invalidation-bus';
 export { RedisInvalidationBus, type RedisInvalidationBusOptions } from './redis-invalidation-bus';
+export {
+  ClusterInvalidationRelay,
+  ClusterWorkerInvalidationBus,
+  INVALIDATE_MESSAGE,
+  type ClusterChannel,
+} from './cluster-invalidation-bus';
+export { purgeVersion } from './purge-version';

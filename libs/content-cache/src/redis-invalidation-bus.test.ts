@@ -13,7 +13,14 @@ import {
   type GrpcServedCall,
   type StorageGrpcServer,
 } from '@modproxy/storage-grpc';
-import { createTempDir, removeDir, startRedisServer, waitUntil, type RedisServer } from '@modproxy/testing';
+import {
+  createTempDir,
+  removeDir,
+  startRedisServer,
+  startTcpRelay,
+  waitUntil,
+  type RedisServer,
+} from '@modproxy/testing';
 import { CachedStorage } from './cached-storage';
 import { RedisInvalidationBus } from './redis-invalidation-bus';
 
@@ -84,7 +91,7 @@ describe('purges reach every replica (Redis stream on the queue Redis, 3 replica
 
   async function startReplica(
     name: string,
-    options: { maxEntries?: number; redisUrl?: string } = {},
+    options: { maxEntries?: number; redisUrl?: string; startTimeoutMs?: number } = {},
   ): Promise<Replica> {
     const connection = createQueueRedis(options.redisUrl ?? redis.url);
     connections.push(connection);
@@ -100,6 +107,7 @@ describe('purges reach every replica (Redis stream on the queue Redis, 3 replica
         publishTimeoutMs: 1_000,
         blockMs: 200,
         ...(options.maxEntries === undefined ? {} : { maxEntries: options.maxEntries }),
+        ...(options.startTimeoutMs === undefined ? {} : { startTimeoutMs: options.startTimeoutMs }),
       }),
       events: {
         invalidated: (origin) => seen.push(`invalidated ${origin}`),
@@ -211,6 +219,28 @@ describe('purges reach every replica (Redis stream on the queue Redis, 3 replica
     for (const replica of all) await warm(replica, 'v1.1.0');
     await all[0]?.cache.delete(module, 'v1.1.0');
     await waitUntil(() => all[1]?.cache.stats().disk.entries === 0, { what: 'b drops the new purge' });
+  });
+
+  it('starts empty without waiting when the queue Redis does not answer, and hears purges once it does', async () => {
+    const a = await startReplica('a');
+    let c = await startReplica('c');
+    await warm(c, 'v1.1.0');
+    await stopReplica(c);
+    const relay = await startTcpRelay({ targetPort: redis.port });
+    try {
+      relay.stall();
+      c = await startReplica('c', { redisUrl: `redis://127.0.0.1:${relay.port}`, startTimeoutMs: 300 });
+      expect(c.startedWith).toContain('cleared');
+      expect(c.cache.stats().disk.entries).toBe(0);
+      await warm(c, 'v1.1.0');
+      relay.resume();
+      await a.cache.delete(module, 'v1.1.0');
+      await waitUntil(() => c.seen.includes('invalidated bus'), { what: 'c hears the purge' });
+      expect(c.cache.stats().disk.entries).toBe(0);
+    } finally {
+      await stopReplica(c);
+      await relay.close();
+    }
   });
 
   it('reports a purge that could not reach the queue Redis, after deleting it from storage', async () => {

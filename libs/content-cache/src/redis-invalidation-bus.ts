@@ -30,6 +30,8 @@ export interface RedisInvalidationBusOptions {
   publishTimeoutMs?: number;
   /** How long one read blocks waiting for an invalidation. @default 5000 */
   blockMs?: number;
+  /** How long start-up waits for the queue Redis before the cache starts empty. @default 2000 */
+  startTimeoutMs?: number;
   /** A read or a cursor write failed (the bus goes on); must not throw. @default none */
   onError?(error: Error): void;
 }
@@ -60,6 +62,7 @@ export class RedisInvalidationBus implements InvalidationBus {
   private readonly maxEntries: number;
   private readonly publishTimeoutMs: number;
   private readonly blockMs: number;
+  private readonly startTimeoutMs: number;
   private readonly onError: (error: Error) => void;
   private reader: Redis | undefined;
   private cursor = STREAM_START;
@@ -80,6 +83,7 @@ export class RedisInvalidationBus implements InvalidationBus {
     this.maxEntries = options.maxEntries ?? 10_000;
     this.publishTimeoutMs = options.publishTimeoutMs ?? 5_000;
     this.blockMs = options.blockMs ?? 5_000;
+    this.startTimeoutMs = options.startTimeoutMs ?? 2_000;
     this.onError = options.onError ?? (() => undefined);
     this.stopped = new Promise<never>((_resolve, reject) => {
       this.stop = reject;
@@ -125,9 +129,11 @@ export class RedisInvalidationBus implements InvalidationBus {
   }
 
   /**
-   * Finds this replica's place (dropping everything when it cannot know what it missed), then
-   * reads on in the background; resolves once the place is settled, so nothing published after
-   * this resolves is missed.
+   * Finds this replica's place (dropping everything when it cannot know what it missed) and
+   * applies what was published while it was away, then reads on in the background. Resolves
+   * once that is done, so nothing published afterwards is missed, or after `startTimeoutMs`
+   * when the queue Redis does not answer: the cache is then emptied (it cannot tell what it
+   * missed) and the place is found as soon as Redis is back. Start-up never waits for Redis.
    */
   async subscribe(listener: InvalidationListener): Promise<void> {
     const reader = this.connection.duplicate();
@@ -136,6 +142,29 @@ export class RedisInvalidationBus implements InvalidationBus {
       this.recheck = true;
     });
     this.reader = reader;
+    const placed = this.place(reader, listener);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), this.startTimeoutMs);
+    });
+    const first = await Promise.race([placed.then(() => 'placed' as const), late]).finally(() =>
+      clearTimeout(timer),
+    );
+    if (first === 'late') {
+      listener.invalidateAll();
+      this.onError(new Error('the queue Redis did not answer at start-up; the cache starts empty'));
+    }
+    this.reading = placed.then(
+      () => this.read(reader, listener),
+      (error: unknown) => {
+        if (!this.closed) this.onError(error instanceof Error ? error : new Error(String(error)));
+        return this.read(reader, listener);
+      },
+    );
+  }
+
+  /** Settles this replica's place in the stream and applies what came after it. */
+  private async place(reader: Redis, listener: InvalidationListener): Promise<void> {
     const saved = this.cursorFile ? await readCursor(this.cursorFile) : undefined;
     if (saved) {
       this.epoch = saved.epoch;
@@ -149,9 +178,7 @@ export class RedisInvalidationBus implements InvalidationBus {
     }
     await this.saveCursor();
     this.recheck = false;
-    // What was published while this replica was away is applied before it serves anything.
     while ((await this.readOnce(reader, listener, undefined)) > 0);
-    this.reading = this.read(reader, listener);
   }
 
   async close(): Promise<void> {
