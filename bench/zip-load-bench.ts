@@ -8,9 +8,13 @@
  *
  *   npm run bench:zip-load -- [--duration 60] [--connections 64] [--zip-kib 32] [--zips 1,16]
  *                             [--backends mongo,disk] [--loader wrk|autocannon] [--install-tools]
+ *                             [--ferretdb-backend postgresql|sqlite] [--ballast-mib 128]
  *
  * `--zips 16` spreads the requests over 16 versions (so the storage service serves several
- * zips at once; the proxy shares concurrent reads of one zip). wrk is the load generator when
+ * zips at once; the proxy shares concurrent reads of one zip). A large zip is stored beside
+ * them and never asked for (`--ballast-mib`, about 500 GridFS chunks by default, as many as the
+ * real module files behind issue 10's figures): FerretDB answers a query for one zip's chunks by
+ * reading the whole chunks table, so what the table holds is what a warm read costs. wrk is the load generator when
  * installed, else autocannon; `--install-tools` installs Debian's wrk and nginx-light with
  * apt-get when missing (root only). Every process shares the machine's cores with the load
  * generator. The storage service pings its database every second here (READINESS_INTERVAL_MS),
@@ -31,7 +35,12 @@ import {
 } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { GrpcStorage } from '@modproxy/storage-grpc';
-import { ensureFerretDb, startFerretDb, type FerretDbServer } from '@modproxy/storage-mongo/testing';
+import {
+  ensureFerretDb,
+  type FerretDbBackend,
+  type FerretDbServer,
+  startFerretDb,
+} from '@modproxy/storage-mongo/testing';
 import {
   type AppProcess,
   createTempDir,
@@ -67,6 +76,8 @@ interface Options {
   backends: BackendName[];
   loader: 'wrk' | 'autocannon';
   installTools: boolean;
+  ferretDbBackend: FerretDbBackend;
+  ballastMiB: number;
 }
 
 interface Zip {
@@ -90,7 +101,15 @@ function readOptions(): Options {
   }
   const loader = args.get('loader') ?? (hasWrk() ? 'wrk' : 'autocannon');
   if (loader !== 'wrk' && loader !== 'autocannon') throw new Error('--loader: wrk or autocannon');
+  const ferretDbBackend = args.get('ferretdb-backend') ?? 'postgresql';
+  if (ferretDbBackend !== 'postgresql' && ferretDbBackend !== 'sqlite')
+    throw new Error(`--ferretdb-backend: postgresql or sqlite, not ${ferretDbBackend}`);
+  const ballastMiB = Number(args.get('ballast-mib') ?? 128);
+  if (!Number.isInteger(ballastMiB) || ballastMiB < 0)
+    throw new Error('--ballast-mib must be a whole number of MiB');
   return {
+    ballastMiB,
+    ferretDbBackend,
     durationSeconds: positive(args.get('duration') ?? '60', 'duration'),
     connections: positive(args.get('connections') ?? '64', 'connections'),
     zipKiB: positive(args.get('zip-kib') ?? '32', 'zip-kib'),
@@ -138,23 +157,27 @@ interface Backend {
   name: BackendName;
   env: Record<string, string>;
   ferretDb?: FerretDbServer;
+  /** What the table calls it. */
+  label: string;
   stop(): Promise<void>;
 }
 
-async function openBackend(name: BackendName, work: string): Promise<Backend> {
+async function openBackend(name: BackendName, work: string, options: Options): Promise<Backend> {
   if (name === 'disk') {
     return {
       name,
       env: { STORAGE_BACKEND: 'disk', STORAGE_DIR: await createTempDir('disk-', work) },
+      label: 'proxy → storage → disk',
       stop: async () => undefined,
     };
   }
   await ensureFerretDb();
-  const ferretDb = await startFerretDb();
+  const ferretDb = await startFerretDb({ backend: options.ferretDbBackend });
   return {
     name,
     env: { STORAGE_BACKEND: 'mongo', MONGODB_URI: ferretDb.uri, MONGODB_DATABASE: 'modproxy_zip_load' },
     ferretDb,
+    label: `proxy → storage → FerretDB/${options.ferretDbBackend === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`,
     stop: () => ferretDb.stop(),
   };
 }
@@ -185,11 +208,25 @@ async function startStorage(backend: Backend): Promise<Storage> {
   };
 }
 
-/** The zips, stored through a storage process of their own (the measured one starts fresh). */
-async function seed(backend: Backend, zips: Zip[]): Promise<void> {
+/** The zips and the ballast, stored through a storage process of their own (the measured one starts fresh). */
+async function seed(backend: Backend, zips: Zip[], ballastMiB: number): Promise<void> {
   const storage = await startStorage(backend);
   const client = new GrpcStorage({ url: storage.grpc });
   try {
+    if (ballastMiB > 0) {
+      process.stderr.write(`${backend.label}: storing the ${ballastMiB} MiB ballast…\n`);
+      const ballast = `${MODULE}-ballast`;
+      const pieces = function* () {
+        for (let i = 0; i < ballastMiB; i += 1) yield randomBytes(1024 * KiB);
+      };
+      await client.save({
+        module: ballast,
+        version: 'v1.0.0',
+        info: Buffer.from('{"Version":"v1.0.0","Time":"2024-01-01T00:00:00Z"}'),
+        mod: Buffer.from(`module ${ballast}\n`),
+        zip: Readable.from(pieces(), { objectMode: false }),
+      });
+    }
     for (const zip of zips) {
       await client.save({
         module: MODULE,
@@ -377,9 +414,7 @@ async function measureShape(
     const warm = await digestsOk(shape.url, zips);
     if (warm !== `${zips.length}/${zips.length}`)
       throw new Error(`${backend.name}: warm-up got ${warm} zips right`);
-    const target =
-      backend.name === 'mongo' ? 'proxy → storage → FerretDB/PostgreSQL' : 'proxy → storage → disk';
-    const result = await drive(options, target, shape.url, zips);
+    const result = await drive(options, backend.label, shape.url, zips);
     await watch.stop();
     return {
       ...loadColumns(result),
@@ -486,9 +521,9 @@ async function main(): Promise<void> {
   const redis = await startRedisServer();
   try {
     for (const name of options.backends) {
-      const backend = await openBackend(name, work);
+      const backend = await openBackend(name, work, options);
       try {
-        await seed(backend, zips);
+        await seed(backend, zips, options.ballastMiB);
         for (const count of options.zipCounts)
           rows.push(await measureShape(backend, redis, zips.slice(0, count), options));
       } finally {
@@ -504,8 +539,8 @@ async function main(): Promise<void> {
     await removeDir(work);
   }
   process.stdout.write(
-    `\nWarm ${options.zipKiB} KiB zips, ${options.connections} connections for ${options.durationSeconds} s each (${loader});` +
-      ' production shape: proxy (STORAGE_TYPE=grpc) → storage service, lathens on Redis; FerretDB v1 on PostgreSQL is not a real MongoDB\n\n',
+    `\nWarm ${options.zipKiB} KiB zips (and a ${options.ballastMiB} MiB zip stored, never asked for), ${options.connections} connections for ${options.durationSeconds} s each (${loader});` +
+      ' production shape: proxy (STORAGE_TYPE=grpc) → storage service, lathens on Redis; FerretDB v1 is not a real MongoDB\n\n',
   );
   printTable(rows);
   const failed = rows.some(
