@@ -10,6 +10,7 @@ import {
   removeDir,
   startAppProcess,
 } from '@modproxy/testing';
+import { testWorkersEnv } from './test-support/test-proxy';
 
 const root = join(__dirname, '..', '..', '..');
 
@@ -70,6 +71,7 @@ describe('the go command’s environment (proxy process)', () => {
         GO_WORK_DIR: work,
         UPSTREAM: 'direct',
         GO_BINARY: goBinary,
+        ...testWorkersEnv(),
         LOG_LEVEL: 'warn',
         ...SECRETS,
       },

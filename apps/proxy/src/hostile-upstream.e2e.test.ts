@@ -21,6 +21,7 @@ import {
   startAppProcess,
   startHostileUpstream,
 } from '@modproxy/testing';
+import { testWorkersEnv } from './test-support/test-proxy';
 
 /** Concurrent requests of each kind against each behaviour. */
 const CONCURRENCY = 50;
@@ -134,6 +135,7 @@ async function startProxy(name: string, upstream: string, env: Record<string, st
       PORT: '0',
       STORAGE_DIR: join(dir, 'storage'),
       UPSTREAM: upstream,
+      ...testWorkersEnv(),
       LOG_LEVEL: 'error',
       ...env,
     },

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appNodeArgs, createTempDir, removeDir, runCommandOrThrow } from '@modproxy/testing';
+import { testWorkersEnv } from './test-support/test-proxy';
 
 const root = join(__dirname, '..', '..', '..');
 const main = join(root, 'dist', 'apps', 'proxy', 'main.js');
@@ -16,7 +17,7 @@ interface Started {
 function run(env: Record<string, string>): Started {
   const child = spawn(process.execPath, appNodeArgs(main), {
     cwd: root,
-    env: { PATH: process.env['PATH'] ?? '', ...env },
+    env: { PATH: process.env['PATH'] ?? '', ...testWorkersEnv(), ...env },
     stdio: 'pipe',
   });
   let out = '';
@@ -64,6 +65,9 @@ describe('the proxy process', () => {
       /DOWNLOAD_MODE_FILE: cannot read \/nonexistent\/modes\.json: ENOENT/,
     ],
     [{ DOWNLOAD_MODE: 'redirect' }, /DOWNLOAD_REDIRECT_URL: is required when DOWNLOAD_MODE=redirect/],
+    [{ WORKERS: 'many' }, /WORKERS: must be a whole number of processes from 1 to 256, or 0\/auto/],
+    [{ WORKERS: '300' }, /WORKERS: must be a whole number of processes from 1 to 256/],
+    [{ WORKERS: '2', STORAGE_TYPE: 'memory' }, /WORKERS: must be 1 \(or auto\) with STORAGE_TYPE=memory/],
   ])('refuses to start on a wrong value and names the variable: %o', async (env, message) => {
     const proxy = run({ STORAGE_DIR: storageDir, ...env });
     const [code] = await once(proxy.child, 'exit');

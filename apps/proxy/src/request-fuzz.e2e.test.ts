@@ -19,6 +19,7 @@ import {
   type StaticGoproxy,
   startStaticGoproxy,
 } from '@modproxy/testing';
+import { testWorkersEnv } from './test-support/test-proxy';
 
 const REQUESTS = 100_000;
 const CONCURRENCY = 16;
@@ -203,6 +204,7 @@ describe('request path fuzzing (the built proxy, disk storage, a static fixture 
         PORT: '0',
         STORAGE_DIR: join(sandbox, 'storage'),
         UPSTREAM: upstream.url,
+        ...testWorkersEnv(),
         LOG_LEVEL: 'error',
       },
       ready: /export GOPROXY=(\S+)/,

@@ -15,6 +15,7 @@ import { ProxyMetrics } from '../proxy-metrics';
 import { startAdmin, startFetchDirSweeps } from '../server';
 import { isWorkerMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages';
 import { ClusterMetrics } from './cluster-metrics';
+import { createPrimaryPurge, type PrimaryPurge } from './primary-purge';
 import { WorkerRequests } from './worker-requests';
 
 /** A worker that dies younger than this counts as failing at start-up: the next one waits. */
@@ -53,6 +54,8 @@ export class ProxyPrimary {
   private constructor(
     /** The workers alive now. */
     private readonly live: Set<Worker>,
+    /** Those of them that listen (a replacement starting up does not yet). */
+    private readonly listening: WeakSet<Worker>,
     private readonly config: ProxyConfig,
     private readonly logger: Logger,
     private readonly count: number,
@@ -103,13 +106,14 @@ export class ProxyPrimary {
       fetching = { storage, upstream, fetcher };
     }
     const live = new Set<Worker>();
+    const listening = new WeakSet<Worker>();
     const clusterMetrics = new ClusterMetrics(metrics.http.registry, () => live);
     new Gauge({
       name: 'modproxy_workers',
-      help: 'Worker processes serving requests (WORKERS > 1; the primary fetches and gathers metrics)',
+      help: 'Worker processes listening for requests (WORKERS > 1; the primary fetches and gathers metrics)',
       registers,
       collect() {
-        this.set(live.size);
+        this.set([...live].filter((worker) => listening.has(worker)).length);
       },
     });
     const restarts = new Counter({
@@ -119,6 +123,7 @@ export class ProxyPrimary {
     });
     const primary = new ProxyPrimary(
       live,
+      listening,
       config,
       logger,
       count,
@@ -148,9 +153,12 @@ export class ProxyPrimary {
       if (isWorkerMessage(message)) this.receive(worker, message);
     });
     cluster.on('exit', (worker, code, signal) => this.exited(worker, code, signal));
-    const admin = await startAdmin(this.config, this.status, this.logger);
+    const purge = await createPrimaryPurge(this.config, this.logger, this.fetching?.storage);
+    const admin = await startAdmin(this.config, this.status, this.logger, (module, version) =>
+      purge.purge(module, version),
+    );
     const sweeps = startFetchDirSweeps(this.config, this.logger);
-    this.housekeeping = { admin, sweeps };
+    this.housekeeping = { admin, sweeps, purge };
     try {
       const addresses = await Promise.all(Array.from({ length: this.count }, () => this.fork()));
       const port = addresses[0]?.port ?? this.config.PORT;
@@ -162,7 +170,12 @@ export class ProxyPrimary {
   }
 
   private housekeeping:
-    { admin: Awaited<ReturnType<typeof startAdmin>>; sweeps: { stop(): Promise<void> } } | undefined;
+    | {
+        admin: Awaited<ReturnType<typeof startAdmin>>;
+        sweeps: { stop(): Promise<void> };
+        purge: PrimaryPurge;
+      }
+    | undefined;
 
   /** Forks one worker; resolves with its listening address, rejects if it exits first. */
   private fork(): Promise<AddressInfo> {
@@ -175,6 +188,7 @@ export class ProxyPrimary {
         reject(new Error(`worker ${worker.id} exited (${signal ?? code ?? 'unknown'}) before it listened`));
       worker.once('exit', onExit);
       worker.once('listening', (address: AddressInfo) => {
+        this.listening.add(worker);
         worker.off('exit', onExit);
         resolve(address);
       });
@@ -235,13 +249,17 @@ export class ProxyPrimary {
     this.stopping = true;
     clearTimeout(this.respawnTimer);
     const workers = [...this.live];
+    // A clean stop is exit 0, or our SIGTERM itself for a worker still starting (it handles the
+    // signal only once it serves).
     const exits = workers.map(
       (worker) =>
-        new Promise<number | null>((resolve) => {
+        new Promise<string>((resolve) => {
+          const outcome = (code: number | null, signal: string | null) =>
+            code === 0 || signal === 'SIGTERM' ? 'clean' : String(signal ?? code);
           if (worker.process.exitCode !== null || worker.process.signalCode !== null) {
-            return resolve(worker.process.exitCode);
+            return resolve(outcome(worker.process.exitCode, worker.process.signalCode));
           }
-          worker.once('exit', (code: number | null) => resolve(code));
+          worker.once('exit', (code: number | null, signal: string | null) => resolve(outcome(code, signal)));
         }),
     );
     // Not worker.kill(): it disconnects first, and a worker whose channel closes exits at once
@@ -251,15 +269,16 @@ export class ProxyPrimary {
     const timer = setTimeout(() => {
       for (const worker of this.live) worker.process.kill('SIGKILL');
     }, graceMs);
-    const codes = await Promise.all(exits);
+    const outcomes = await Promise.all(exits);
     clearTimeout(timer);
     if (this.housekeeping?.admin) await closeHttp(this.housekeeping.admin.server, 1_000);
     await this.housekeeping?.sweeps.stop();
+    await this.housekeeping?.purge.close();
     await this.requests?.close();
     await this.fetching?.upstream.close?.();
     await this.fetching?.storage.close();
     await this.closeStatusQueue();
-    const failed = codes.filter((code) => code !== 0);
+    const failed = outcomes.filter((outcome) => outcome !== 'clean');
     if (failed.length > 0)
       throw new Error(`${failed.length} worker(s) did not stop cleanly (${failed.join(', ')})`);
     this.logger.info({ workers: workers.length }, 'proxy stopped');
