@@ -3,7 +3,7 @@
 // the proxy, and runs it with disk storage and direct VCS fetches; the proxy prints the
 // GOPROXY line to use. Configuration comes from the environment (see README.md).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -20,9 +20,24 @@ const main = await buildApp('proxy');
 // The tracing entry first (it hooks the app's imports); with no OTEL_* variable set it exports
 // nothing and connects nowhere.
 const instrument = pathToFileURL(join(dirname(main), 'instrument.js')).href;
+// The embedded default uses every core (WORKERS, see README.md) unless told otherwise, in the
+// environment or in CONFIG_FILE.
+const env = { ...process.env };
+if (env.WORKERS === undefined && !configFileSets('WORKERS')) env.WORKERS = 'auto';
 const child = spawn(process.execPath, ['--import', instrument, '--enable-source-maps', main], {
   cwd: root,
+  env,
   stdio: 'inherit',
 });
+function configFileSets(name) {
+  if (!process.env.CONFIG_FILE) return false;
+  try {
+    return Object.hasOwn(JSON.parse(readFileSync(process.env.CONFIG_FILE, 'utf8')), name);
+  } catch {
+    // The proxy reads it again and says what is wrong with it.
+    return false;
+  }
+}
+
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
