@@ -26,6 +26,8 @@ import {
 import { GrpcVersions } from '@modproxy/versions-grpc';
 import { createUpstreamFromConfig, moduleFilterFromConfig, type Upstream } from '@modproxy/upstream';
 import type { ProxyConfig } from './config';
+import { cacheStorage, type ContentCacheOptions } from './content-cache';
+import { ContentCacheMetrics } from './content-cache-metrics';
 import { downloadPolicyOf } from './download-mode-file';
 import { createProxyApp } from './http/proxy-app';
 import { ProxyMetrics } from './proxy-metrics';
@@ -46,6 +48,8 @@ export interface ComposeOverrides {
   versions?: VersionsProvider;
   /** What `/metrics` answers (a worker's: every process's metrics, aggregated). Default: this process's. */
   scrapeMetrics?: () => Promise<string>;
+  /** The content cache's tiers and purges (a cluster worker's). Default: as the configuration says. */
+  contentCache?: ContentCacheOptions;
 }
 
 export interface ProxyComposition {
@@ -58,6 +62,12 @@ export interface ProxyComposition {
   metrics: ProxyMetrics;
   /** What the admin port's status page shows. */
   status: ProxyStatus;
+  /**
+   * Deletes a version from storage and from every replica's content cache (the admin port's
+   * purge): `not-found` when storage did not have it, `unavailable` when not every replica
+   * could be told.
+   */
+  purge(module: string, version: string): Promise<void>;
   beginShutdown(): void;
   close(): Promise<void>;
 }
@@ -68,8 +78,15 @@ export async function composeProxy(
   logger: Logger,
   overrides: ComposeOverrides = {},
 ): Promise<ProxyComposition> {
-  const storage = overrides.storage ?? (await createStorage(config));
   const proxyMetrics = new ProxyMetrics();
+  // Every read goes through this replica's cache of immutable content (libs/content-cache).
+  const storage = await cacheStorage(
+    config,
+    overrides.storage ?? (await createStorage(config)),
+    logger,
+    new ContentCacheMetrics(proxyMetrics.http.registry, logger),
+    overrides.contentCache,
+  );
   const metrics = proxyMetrics.http;
   const upstream = createUpstreamFromConfig(config, {
     fetchTimeoutMs: config.FETCH_TIMEOUT_MS,
@@ -129,6 +146,7 @@ export async function composeProxy(
     versions,
     metrics: proxyMetrics,
     status,
+    purge: (module, version) => storage.delete(module, version),
     beginShutdown: () => {
       shuttingDown = true;
     },

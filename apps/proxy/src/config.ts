@@ -15,6 +15,19 @@ import { checkUpstreamConfig, upstreamConfigShape } from '@modproxy/upstream';
 import { readDownloadModeFile, redirectUrlSchema, type DownloadModeFile } from './download-mode-file';
 import { workerCount } from './worker-count';
 
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+/** A size in bytes, 0 included. */
+const byteCount = (fallback: number) =>
+  z.coerce
+    .number({ error: 'must be a number of bytes' })
+    .int('must be a whole number of bytes')
+    .min(0, 'must be 0 or more')
+    .max(Number.MAX_SAFE_INTEGER, 'is too large')
+    .default(fallback);
+
 /** Every variable the proxy reads; README.md documents each one. */
 export const proxyConfigSchema = z
   .object({
@@ -35,6 +48,20 @@ export const proxyConfigSchema = z
     /** Use TLS to the storage service; with a file, trust that CA (PEM) instead of the system's. */
     STORAGE_TLS: booleanFlag(false),
     STORAGE_TLS_CA_FILE: z.string().optional(),
+    /**
+     * The content cache (libs/content-cache): a canonical version's .info, .mod and zips up to
+     * CACHE_ZIP_MEMORY_MAX_BYTES in memory, at most CACHE_MEMORY_MAX_BYTES (0: no memory tier).
+     */
+    CACHE_MEMORY_MAX_BYTES: byteCount(32 * MiB),
+    CACHE_ZIP_MEMORY_MAX_BYTES: byteCount(64 * KiB).pipe(
+      z.number().max(16 * MiB, `must not exceed ${16 * MiB} (16 MiB): such zips belong on disk`),
+    ),
+    /**
+     * Larger zips on local disk under CACHE_DIR, at most CACHE_MAX_BYTES (0: no disk tier), with
+     * STORAGE_TYPE=grpc only: the embedded default's disk storage is such a disk already.
+     */
+    CACHE_DIR: z.string().min(1).default('data/cache'),
+    CACHE_MAX_BYTES: byteCount(GiB),
     ...upstreamConfigShape,
     DOWNLOAD_MODE: z
       .enum(DOWNLOAD_MODES as [DownloadMode, ...DownloadMode[]], {

@@ -1,10 +1,12 @@
 import { createServer, type Server } from 'node:http';
+import express from 'express';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AdminAuth, closeHttp, listenHttp } from '@modproxy/http';
 import type { Logger } from '@modproxy/observability';
 import { createStatusApp, type ProxyStatus } from '@modproxy/status-page';
 import { fetchTempDirs, leftoverFetchDirAgeMs, startTempDirSweeps } from '@modproxy/runtime';
 import { composeProxy, type ComposeOverrides, type ProxyComposition } from './compose';
+import { createPurgeRoute, type PurgeRouteOptions } from './http/purge-route';
 import type { ProxyConfig } from './config';
 
 export interface RunningProxy {
@@ -44,7 +46,7 @@ export async function startProxy(
   const url = config.PUBLIC_URL ?? bound;
   let admin: { server: Server; url: string } | undefined;
   try {
-    if (housekeeping) admin = await startAdmin(config, composition.status, logger);
+    if (housekeeping) admin = await startAdmin(config, composition.status, logger, composition.purge);
   } catch (error) {
     await closeHttp(server, 0);
     await composition.close();
@@ -81,16 +83,24 @@ export function startFetchDirSweeps(config: ProxyConfig, logger: Logger): { stop
   });
 }
 
-/** The admin port with the status page, when ADMIN_PORT is set; off (404) without credentials. */
+/**
+ * The admin port with the status page and the purge of a version (`DELETE /modules/…`, when
+ * `purge` is given), when ADMIN_PORT is set; off (404) without credentials.
+ */
 export async function startAdmin(
   config: ProxyConfig,
   status: ProxyStatus,
   logger: Logger,
+  purge?: PurgeRouteOptions['purge'],
 ): Promise<{ server: Server; url: string } | undefined> {
   if (config.ADMIN_PORT === undefined) return undefined;
   const auth = AdminAuth.fromConfig(config);
   if (auth.mode === 'off') logger.warn('the status page is off: set ADMIN_PASSWORD or ADMIN_TOKEN');
-  const app = createStatusApp({ status, auth, logger, title: 'modproxy proxy status' });
+  const statusApp = createStatusApp({ status, auth, logger, title: 'modproxy proxy status' });
+  // Only DELETE /modules/… is the purge's; everything else is the status app's, as before.
+  const app = purge
+    ? express().disable('x-powered-by').use(createPurgeRoute({ purge, auth, logger }), statusApp)
+    : statusApp;
   const server = createServer(app);
   const url = await listenHttp(server, config.ADMIN_PORT, config.ADMIN_HOST);
   logger.info({ admin: url }, 'proxy admin listening');

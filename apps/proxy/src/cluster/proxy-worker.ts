@@ -3,6 +3,7 @@ import type { Logger } from '@modproxy/observability';
 import type { RunningService } from '@modproxy/runtime';
 import type { ProxyConfig } from '../config';
 import { type RunningProxy, startProxy } from '../server';
+import { ClusterWorkerInvalidationBus } from '@modproxy/content-cache';
 import { PrimaryChannel } from './primary-channel';
 import { WorkerFetcher } from './worker-fetcher';
 import { WorkerVersions } from './worker-versions';
@@ -27,6 +28,8 @@ export async function startProxyWorker(config: ProxyConfig, baseLogger: Logger):
     versions,
     scrapeMetrics: () => primary.scrape(),
     housekeeping: false,
+    // Purges come from the primary (or the queue Redis); a disk tier would need a directory per worker.
+    contentCache: { clusterBus: new ClusterWorkerInvalidationBus(), disk: false },
   });
   started.proxy = proxy;
   return { banner: '', shutdown: proxy.shutdown };
