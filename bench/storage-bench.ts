@@ -145,6 +145,11 @@ async function startProxy(storageUrl: string): Promise<{ process: AppProcess; ur
       STORAGE_TYPE: 'grpc',
       STORAGE_GRPC_URL: storageUrl,
       UPSTREAM: 'off',
+      WORKERS: '1',
+      // The content cache off: its hits would not reach the storage service this bench measures
+      // (and a disk tier kept across runs would serve zips of an earlier run's random bytes).
+      CACHE_MEMORY_MAX_BYTES: '0',
+      CACHE_MAX_BYTES: '0',
       LOG_LEVEL: 'warn',
     },
     ready: /export GOPROXY=(\S+)/,

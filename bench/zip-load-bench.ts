@@ -8,13 +8,15 @@
  *
  *   npm run bench:zip-load -- [--duration 60] [--connections 64] [--zip-kib 32] [--zips 1,16]
  *                             [--backends mongo,disk] [--loader wrk|autocannon] [--install-tools]
- *                             [--ferretdb-backend postgresql|sqlite] [--ballast-mib 128]
+ *                             [--ferretdb-backend postgresql|sqlite] [--ballast-mib 128] [--proxy-cache]
  *
  * `--zips 16` spreads the requests over 16 versions (so the storage service serves several
  * zips at once; the proxy shares concurrent reads of one zip). A large zip is stored beside
  * them and never asked for (`--ballast-mib`, about 500 GridFS chunks by default, as many as the
  * real module files behind issue 10's figures): FerretDB answers a query for one zip's chunks by
- * reading the whole chunks table, so what the table holds is what a warm read costs. wrk is the load generator when
+ * reading the whole chunks table, so what the table holds is what a warm read costs. The
+ * proxy's content cache is off (CACHE_MEMORY_MAX_BYTES=0, CACHE_MAX_BYTES=0): a warm hit would
+ * not reach the storage service, which is what this bench loads; `--proxy-cache` keeps it on. wrk is the load generator when
  * installed, else autocannon; `--install-tools` installs Debian's wrk and nginx-light with
  * apt-get when missing (root only). Every process shares the machine's cores with the load
  * generator. The storage service pings its database every second here (READINESS_INTERVAL_MS),
@@ -76,6 +78,7 @@ interface Options {
   backends: BackendName[];
   loader: 'wrk' | 'autocannon';
   installTools: boolean;
+  proxyCache: boolean;
   ferretDbBackend: FerretDbBackend;
   ballastMiB: number;
 }
@@ -117,6 +120,7 @@ function readOptions(): Options {
     backends: backends as BackendName[],
     loader,
     installTools: args.has('install-tools'),
+    proxyCache: args.has('proxy-cache'),
   };
 }
 
@@ -318,6 +322,8 @@ class ReadinessWatch {
 async function startShape(
   backend: Backend,
   redis: RedisServer,
+  options: Options,
+  work: string,
 ): Promise<{ storage: Storage; lathens: AppProcess; proxy: AppProcess; url: string; stop(): Promise<void> }> {
   const started: AppProcess[] = [];
   try {
@@ -338,7 +344,17 @@ async function startShape(
     });
     started.push(lathens);
     const proxy = await startAppProcess(bundles.proxy, {
-      env: { ...base, ...storageEnv, HOST: '127.0.0.1', PORT: '0', LATHENS_GRPC_URL: lathens.match[1] ?? '' },
+      env: {
+        ...base,
+        ...storageEnv,
+        HOST: '127.0.0.1',
+        PORT: '0',
+        WORKERS: '1',
+        LATHENS_GRPC_URL: lathens.match[1] ?? '',
+        ...(options.proxyCache
+          ? { CACHE_DIR: await createTempDir('proxy-cache-', work) }
+          : { CACHE_MEMORY_MAX_BYTES: '0', CACHE_MAX_BYTES: '0' }),
+      },
       ready: /export GOPROXY=(\S+)/,
     });
     started.push(proxy);
@@ -405,8 +421,9 @@ async function measureShape(
   redis: RedisServer,
   zips: Zip[],
   options: Options,
+  work: string,
 ): Promise<Row> {
-  const shape = await startShape(backend, redis);
+  const shape = await startShape(backend, redis, options, work);
   const watch = new ReadinessWatch(shape.storage);
   try {
     await watch.start();
@@ -525,7 +542,7 @@ async function main(): Promise<void> {
       try {
         await seed(backend, zips, options.ballastMiB);
         for (const count of options.zipCounts)
-          rows.push(await measureShape(backend, redis, zips.slice(0, count), options));
+          rows.push(await measureShape(backend, redis, zips.slice(0, count), options, work));
       } finally {
         await backend.stop();
       }
@@ -539,7 +556,7 @@ async function main(): Promise<void> {
     await removeDir(work);
   }
   process.stdout.write(
-    `\nWarm ${options.zipKiB} KiB zips (and a ${options.ballastMiB} MiB zip stored, never asked for), ${options.connections} connections for ${options.durationSeconds} s each (${loader});` +
+    `\nWarm ${options.zipKiB} KiB zips (and a ${options.ballastMiB} MiB zip stored, never asked for), ${options.connections} connections for ${options.durationSeconds} s each (${loader}); the proxy's content cache ${options.proxyCache ? 'on' : 'off'};` +
       ' production shape: proxy (STORAGE_TYPE=grpc) → storage service, lathens on Redis; FerretDB v1 is not a real MongoDB\n\n',
   );
   printTable(rows);
