@@ -43,8 +43,6 @@ export function runService<C extends { LOG_LEVEL: string }>(options: RunServiceO
   const logger = createLogger({ service: options.name, level: config.LOG_LEVEL, redactor });
   options.start(config, logger).then(
     (service) => {
-      // A cluster worker has no banner of its own: its primary prints the one line.
-      if (service.banner !== '') process.stdout.write(`${redact(service.banner)}\n`);
       let stopping = false;
       // A terminal's Ctrl-C reaches both `npm start` and the app, and npm forwards it again:
       // later signals must not cut the graceful shutdown short.
@@ -61,8 +59,11 @@ export function runService<C extends { LOG_LEVEL: string }>(options: RunServiceO
           },
         );
       };
+      // Before the banner: whoever waits for it may send SIGTERM at once.
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
+      // A cluster worker has no banner of its own: its primary prints the one line.
+      if (service.banner !== '') process.stdout.write(`${redact(service.banner)}\n`);
     },
     (error: unknown) => fail(1, `failed to start: ${error instanceof Error ? error.message : String(error)}`),
   );
