@@ -8,7 +8,13 @@ import {
   type Logger,
 } from '@modproxy/observability';
 import { AdminAuth } from '@modproxy/http';
-import { createQueueRedis, FetchQueue, type JobMiddleware, type JobWorkerOptions } from '@modproxy/queue';
+import {
+  closeQueueConnection,
+  createQueueRedis,
+  FetchQueue,
+  type JobMiddleware,
+  type JobWorkerOptions,
+} from '@modproxy/queue';
 import type { ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage } from '@modproxy/storage-grpc';
 import { createUpstreamFromConfig, type Upstream } from '@modproxy/upstream';
@@ -92,6 +98,9 @@ export interface CrathensComposition {
 }
 
 const READINESS_DEADLINE_MS = 2_000;
+
+/** Beyond SHUTDOWN_TIMEOUT_MS, how long shutdown waits for the queues and the queue Redis to close cleanly. */
+const QUEUE_CLOSE_WAIT_MS = 5_000;
 
 /** The composition root: configuration in, wired workers out. Logic lives in libs. */
 export async function composeCrathens(
@@ -187,23 +196,30 @@ export async function composeCrathens(
     },
     isShuttingDown: () => shuttingDown,
     close: async () => {
-      await Promise.allSettled(
-        components.map((component) =>
-          component.close(config.SHUTDOWN_TIMEOUT_MS).catch((error: unknown) => {
-            logger.warn(
-              { component: component.name, err: (error as Error).message },
-              'could not stop cleanly',
-            );
-          }),
-        ),
-      );
-      await fetchQueue.close().catch(() => undefined);
-      await dashboard?.close();
+      // Running jobs get SHUTDOWN_TIMEOUT_MS (then are handed back) while the queue Redis
+      // answers; one that is away or refuses us must not hold the process: nothing could be
+      // written, and a job cut short is picked up again once its lock expires.
+      const clean = await closeQueueConnection(connection, {
+        graceMs: config.SHUTDOWN_TIMEOUT_MS + QUEUE_CLOSE_WAIT_MS,
+        closeClients: async (force) => {
+          await Promise.allSettled(
+            components.map((component) =>
+              component.close(force ? 0 : config.SHUTDOWN_TIMEOUT_MS).catch((error: unknown) => {
+                logger.warn(
+                  { component: component.name, err: (error as Error).message },
+                  'could not stop cleanly',
+                );
+              }),
+            ),
+          );
+          await fetchQueue.close().catch(() => undefined);
+          await dashboard?.close();
+        },
+      });
+      if (!clean) logger.warn({ redis: connection.status }, 'queue Redis connection dropped at shutdown');
       if (!overrides.upstream) await upstream.close?.();
       await lathens?.close();
       await storage.close();
-      await connection.quit().catch(() => undefined);
-      connection.disconnect();
     },
   };
 }

@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { appNodeArgs, type FixtureModule } from '@modproxy/testing';
+import { appNodeArgs, type FixtureModule, getFreePort, startRedisServer } from '@modproxy/testing';
 import { CrathensHarness, crathensMain } from './test-support/crathens-harness';
 import { HoldingGo } from './test-support/holding-go';
 
@@ -49,9 +50,11 @@ describe('the crathens process (SIGKILL, SIGTERM, configuration)', () => {
   beforeAll(async () => {
     harness = await CrathensHarness.start();
   });
+  const stops: Array<() => Promise<void>> = [];
   afterEach(async () => {
     for (const hold of holds.splice(0)) await hold.remove();
     await harness?.cleanUp();
+    for (const stop of stops.splice(0)) await stop();
   });
   afterAll(async () => {
     await harness?.stop();
@@ -151,6 +154,41 @@ describe('the crathens process (SIGKILL, SIGTERM, configuration)', () => {
     await harness.startProcess(prefix);
     expect(await fetched).toEqual({ result: 'fetched' });
     expect((await producer.queue.getJob(`${hello.path}@v1.10.0`))?.attemptsMade).toBe(1);
+  });
+
+  it.each([
+    ['unreachable (a closed loopback port)', async () => `redis://127.0.0.1:${await getFreePort()}`],
+    [
+      'refusing the password',
+      async () => {
+        const guarded = await startRedisServer({ password: `right-${randomUUID()}` });
+        stops.push(() => guarded.stop());
+        return `redis://:wrong-password@127.0.0.1:${guarded.port}`;
+      },
+    ],
+    [
+      'gone away while it ran',
+      async () => {
+        const redis = await startRedisServer();
+        stops.push(() => redis.stop());
+        return redis.url;
+      },
+    ],
+  ])('exits 0 on SIGTERM when its queue Redis is %s', async (what, redisUrl) => {
+    const url = await redisUrl();
+    const crathens = await harness.startProcess(harness.newPrefix(), {
+      QUEUE_REDIS_URL: url,
+      SHUTDOWN_TIMEOUT_MS: '1000',
+      LOG_LEVEL: 'info',
+    });
+    if (what.startsWith('gone')) {
+      await expect.poll(async () => (await fetch(`${crathens.adminUrl}/readyz`)).status).toBe(200);
+      await stops.pop()?.();
+    }
+    // SIGTERM as soon as the banner is out (the signal handlers are installed before it).
+    // Far past SHUTDOWN_TIMEOUT_MS: a process still there then is hung, and is SIGKILLed (null).
+    expect(await crathens.stop(30_000)).toBe(0);
+    expect(crathens.stdout()).not.toContain('wrong-password');
   });
 
   it.each([

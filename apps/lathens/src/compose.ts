@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { HttpMetrics, Logger } from '@modproxy/observability';
+import { closeQueueConnection } from '@modproxy/queue';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage } from '@modproxy/storage-grpc';
 import { createUpstreamFromConfig, moduleFilterFromConfig, type Upstream } from '@modproxy/upstream';
@@ -45,6 +46,9 @@ export interface LathensComposition {
   isShuttingDown(): boolean;
   close(): Promise<void>;
 }
+
+/** How long shutdown waits for running revalidations and the queue Redis to close cleanly. */
+const QUEUE_CLOSE_WAIT_MS = 5_000;
 
 /** The composition root: configuration in, a wired lathens out. Logic lives in @modproxy/versions. */
 export async function composeLathens(
@@ -181,13 +185,20 @@ export async function composeLathens(
     },
     isShuttingDown: () => shuttingDown,
     close: async () => {
-      await worker?.close();
-      await versions.close();
-      await queue.close();
+      // Running revalidations finish while the queue Redis answers; one that is away or refuses
+      // us must not hold the process (a job cut short is picked up again by another replica).
+      await closeQueueConnection(queueRedis, {
+        graceMs: Math.min(QUEUE_CLOSE_WAIT_MS, config.SHUTDOWN_TIMEOUT_MS),
+        closeClients: async (force) => {
+          await worker?.close(force);
+          await versions.close();
+          await queue.close();
+        },
+      });
       if (!overrides.upstream) await upstream.close?.();
-      await Promise.allSettled([cacheRedis.quit(), queueRedis.quit()]);
+      // No offline queue: QUIT fails at once when the cache Redis is away.
+      await cacheRedis.quit().catch(() => undefined);
       cacheRedis.disconnect();
-      queueRedis.disconnect();
       await ownedStorage?.close();
     },
   };

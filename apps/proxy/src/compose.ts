@@ -12,7 +12,7 @@ import {
 import type { Logger } from '@modproxy/observability';
 import { configSecrets, SecretRedactor } from '@modproxy/config';
 import { ProxyStatus } from '@modproxy/status-page';
-import { createQueueRedis, FetchQueue, RecentModules } from '@modproxy/queue';
+import { closeQueueConnection, createQueueRedis, FetchQueue, RecentModules } from '@modproxy/queue';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage } from '@modproxy/storage-grpc';
 import { errors, toModuleError, type ModuleError } from '@modproxy/errors';
@@ -296,27 +296,15 @@ function createQueuedFetches(config: ProxyConfig, logger: Logger, metrics: Proxy
     fetcher,
     events: { requested: (module) => recent.touch(module) },
     close: async () => {
-      // Closing politely waits for Redis; a Redis that is away must not hold up shutdown.
-      let timer: NodeJS.Timeout | undefined;
-      const gaveUp = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, QUEUE_CLOSE_WAIT_MS);
-      });
-      if (connection.status !== 'ready') {
-        // Nothing can be written now: stop the touch batches (their last batch is dropped).
-        void recent.close();
-        connection.disconnect();
-        return;
-      }
-      await Promise.race([
-        (async () => {
+      // Closing politely waits for Redis; a Redis that is away must not hold up shutdown (the
+      // last batch of touches is then dropped).
+      await closeQueueConnection(connection, {
+        graceMs: QUEUE_CLOSE_WAIT_MS,
+        closeClients: async () => {
           await recent.close();
           await queue.close();
-          await connection.quit().catch(() => undefined);
-        })(),
-        gaveUp,
-      ]);
-      clearTimeout(timer);
-      connection.disconnect();
+        },
+      });
     },
   };
 }

@@ -2,7 +2,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appNodeArgs, createTempDir, removeDir, runCommandOrThrow } from '@modproxy/testing';
+import {
+  appNodeArgs,
+  createTempDir,
+  getFreePort,
+  type RedisServer,
+  removeDir,
+  runCommandOrThrow,
+  startRedisServer,
+} from '@modproxy/testing';
 import { testWorkersEnv } from './test-support/test-proxy';
 
 const root = join(__dirname, '..', '..', '..');
@@ -36,7 +44,12 @@ describe('the proxy process', () => {
     });
     storageDir = await createTempDir('proxy-main-test-');
   });
-  afterAll(() => removeDir(storageDir));
+  let redis: RedisServer | undefined;
+  const queueRedis = async () => (redis ??= await startRedisServer());
+  afterAll(async () => {
+    await redis?.stop();
+    await removeDir(storageDir);
+  });
 
   it('prints the GOPROXY line, serves health, and stops cleanly on SIGTERM', async () => {
     const proxy = run({ PORT: '0', STORAGE_DIR: storageDir, LOG_LEVEL: 'warn' });
@@ -48,6 +61,32 @@ describe('the proxy process', () => {
     expect(metrics).toContain('modproxy_http_requests_total{route="readyz",method="GET",status="200"} 1');
     proxy.child.kill('SIGTERM');
     const [code] = await once(proxy.child, 'exit');
+    expect(code).toBe(0);
+  });
+
+  it.each([
+    ['unreachable (a closed loopback port)', async () => `redis://127.0.0.1:${await getFreePort()}`],
+    ['gone away while it ran', async () => (await queueRedis()).url],
+  ])('exits 0 on SIGTERM when its queue Redis is %s', async (what, redisUrl) => {
+    const proxy = run({
+      PORT: '0',
+      STORAGE_DIR: storageDir,
+      QUEUE_REDIS_URL: await redisUrl(),
+      SHUTDOWN_TIMEOUT_MS: '1000',
+      LOG_LEVEL: 'warn',
+    });
+    await expect.poll(proxy.stdout, { timeout: 20_000 }).toMatch(/export GOPROXY=http:\/\/127\.0\.0\.1:\d+/);
+    const url = /export GOPROXY=(\S+)/.exec(proxy.stdout())?.[1];
+    if (what.startsWith('gone')) {
+      await expect.poll(async () => (await fetch(`${url}/readyz`)).text()).toBe('ok\n');
+      await redis?.stop();
+    }
+    const exited = once(proxy.child, 'exit');
+    proxy.child.kill('SIGTERM');
+    // Far past SHUTDOWN_TIMEOUT_MS: a process still there then is hung, and is SIGKILLed (null).
+    const hung = setTimeout(() => proxy.child.kill('SIGKILL'), 30_000);
+    const [code] = await exited;
+    clearTimeout(hung);
     expect(code).toBe(0);
   });
 

@@ -50,8 +50,8 @@ export class BullmqRevalidationWorker {
     await this.worker.waitUntilReady();
   }
 
-  /** Lets running jobs finish, then stops. */
-  async close(): Promise<void> {
-    await this.worker.close();
+  /** Lets running jobs finish, then stops; with `force`, stops without waiting for them. */
+  async close(force = false): Promise<void> {
+    await this.worker.close(force);
   }
 }
