@@ -115,6 +115,7 @@ export async function startQueuedShape(options: QueuedShapeOptions): Promise<Que
     });
     started.push(crathens);
 
+    let replicaCount = 0;
     const startProxy = async (env: Record<string, string> = {}): Promise<string> => {
       const proxy = await startAppProcess(main('proxy'), {
         env: {
@@ -123,6 +124,8 @@ export async function startQueuedShape(options: QueuedShapeOptions): Promise<Que
           ...lathensEnv,
           ...queueEnv,
           STORAGE_TYPE: 'grpc',
+          // Each replica's content cache has a disk tier of its own, as on its own machine.
+          CACHE_DIR: join(sandbox, `cache-${replicaCount++}`),
           PORT: '0',
           UPSTREAM: options.upstream,
           ...options.proxyEnv,

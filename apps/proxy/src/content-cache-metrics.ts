@@ -80,6 +80,8 @@ export class ContentCacheMetrics {
         clears.inc();
         logger.warn({ reason }, 'content cache dropped everything');
       },
+      diskTierUnavailable: (reason) =>
+        logger.warn({ reason }, 'content cache: no disk tier (give every process a CACHE_DIR of its own)'),
     };
     const stats = () => this.stats();
     new Gauge({

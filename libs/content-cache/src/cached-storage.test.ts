@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -21,6 +23,7 @@ import {
 import { createTempDir, removeDir, waitUntil } from '@modproxy/testing';
 import { CachedStorage, type CachedStorageOptions } from './cached-storage';
 import type { ContentCacheEvents } from './content-cache-events';
+import type { InvalidationBus } from './invalidation-bus';
 import { CountingStorage } from './testing/counting-storage';
 
 const KiB = 1024;
@@ -60,6 +63,11 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
     return error;
   }
   throw new Error('expected a failure');
+}
+
+/** A bus with a record of every purge, that never missed one (what a restart with the Redis bus finds). */
+function recordingBus(): InvalidationBus {
+  return { publish: async () => undefined, subscribe: async () => undefined, close: async () => undefined };
 }
 
 /** Counts the events the cache reports, the way the proxy's metrics read them. */
@@ -337,7 +345,7 @@ describe('CachedStorage', () => {
   it('survives a restart: what was kept is served with storage stopped, what a crash left is removed', async () => {
     const v = version('v10.0.0', 2 * MiB, 100);
     await saveTo(backend, v);
-    const first = await cache();
+    const first = await cache({ bus: recordingBus() });
     await zipBytes(first, 'v10.0.0');
     await waitUntil(() => first.stats().disk.entries === 1, { what: 'the zip is kept' });
     await first.close();
@@ -351,7 +359,7 @@ describe('CachedStorage', () => {
     await writeFile(truncated, patternBuffer(1000, 1));
 
     counting.down = true;
-    const second = await cache();
+    const second = await cache({ bus: recordingBus() });
     expect(second.stats().disk).toMatchObject({ entries: 1, bytes: 2 * MiB });
     expect(sha256(await zipBytes(second, 'v10.0.0'))).toBe(sha256(v.zipBytes));
     expect(await readdir(join(dir, 'tmp'))).toEqual([]);
@@ -363,7 +371,7 @@ describe('CachedStorage', () => {
     for (const [i, v] of ['v11.0.0', 'v11.1.0', 'v11.2.0'].entries()) {
       await saveTo(backend, version(v, 1 * MiB, 110 + i));
     }
-    const first = await cache();
+    const first = await cache({ bus: recordingBus() });
     for (const v of ['v11.0.0', 'v11.1.0', 'v11.2.0']) {
       await zipBytes(first, v);
       await waitUntil(() => first.stats().disk.entries >= 1, { what: 'kept' });
@@ -371,7 +379,52 @@ describe('CachedStorage', () => {
     await waitUntil(() => first.stats().disk.entries === 3, { what: 'three kept' });
     await first.close();
     opened.length = 0;
-    const second = await cache({ disk: { dir, maxBytes: 2 * MiB } });
+    const second = await cache({ disk: { dir, maxBytes: 2 * MiB }, bus: recordingBus() });
     expect(second.stats().disk).toMatchObject({ entries: 2, bytes: 2 * MiB });
+  });
+
+  it('starts empty after a restart when its bus keeps no record of purges (this process only)', async () => {
+    await saveTo(backend, version('v12.0.0', 2 * MiB, 120));
+    const first = await cache();
+    await zipBytes(first, 'v12.0.0');
+    expect(first.stats().disk.entries).toBe(1);
+    await first.close();
+    opened.length = 0;
+    const events = recordingEvents();
+    const second = await cache({ events });
+    expect(second.stats().disk.entries).toBe(0);
+    expect(events.seen).toEqual(['evicted disk cleared', 'cleared']);
+  });
+
+  it('leaves a directory another live process uses alone, and goes without a disk tier', async () => {
+    const first = await cache({ bus: recordingBus() });
+    await saveTo(backend, version('v13.0.0', 2 * MiB, 130));
+    await zipBytes(first, 'v13.0.0');
+    // Another process on this host holds the directory: the lock names a pid that is alive.
+    await first.close();
+    opened.length = 0;
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      await writeFile(join(dir, 'owner'), JSON.stringify({ host: hostname(), pid: other.pid, id: 'x' }));
+      const seen: string[] = [];
+      const second = await cache({
+        bus: recordingBus(),
+        events: { diskTierUnavailable: (why) => seen.push(why) },
+      });
+      expect(seen).toEqual([
+        expect.stringMatching(new RegExp(`in use by process ${other.pid} on this host`)),
+      ]);
+      expect(second.stats().disk).toMatchObject({ entries: 0, maxBytes: 0 });
+      // Its zips are still there for their owner.
+      expect((await readdir(join(dir, 'zips'))).length).toBe(1);
+    } finally {
+      other.kill();
+    }
+    // Once its owner is gone, the directory is taken over.
+    await waitUntil(() => other.exitCode !== null || other.signalCode !== null, {
+      what: 'the other process ended',
+    });
+    const third = await cache({ bus: recordingBus() });
+    expect(third.stats().disk.entries).toBe(1);
   });
 });

@@ -17,7 +17,7 @@ import {
 } from '@modproxy/storage';
 import { fileKey, versionKey, type CachedFile } from './cache-key';
 import type { ContentCacheEvents, InvalidationOrigin } from './content-cache-events';
-import { DiskTier } from './disk-tier';
+import { DiskTier, DiskTierInUse } from './disk-tier';
 import { LocalInvalidationBus, type InvalidationBus } from './invalidation-bus';
 import { MemoryTier } from './memory-tier';
 import { purgeVersion } from './purge-version';
@@ -104,14 +104,20 @@ export class CachedStorage implements ModuleStorage {
 
   /** Opens the disk tier (counting what a previous run left), then subscribes to the bus. */
   static async open(options: CachedStorageOptions): Promise<CachedStorage> {
-    const disk =
-      options.disk && options.disk.maxBytes > 0
-        ? await DiskTier.open({
-            dir: options.disk.dir,
-            maxBytes: options.disk.maxBytes,
-            onEvicted: (bytes) => options.events?.evicted?.('disk', 'size', bytes),
-          })
-        : undefined;
+    let disk: DiskTier | undefined;
+    if (options.disk && options.disk.maxBytes > 0) {
+      try {
+        disk = await DiskTier.open({
+          dir: options.disk.dir,
+          maxBytes: options.disk.maxBytes,
+          onEvicted: (bytes) => options.events?.evicted?.('disk', 'size', bytes),
+        });
+      } catch (error) {
+        // Sharing it would have two indexes evict each other's files; serving goes on without.
+        if (!(error instanceof DiskTierInUse)) throw error;
+        options.events?.diskTierUnavailable?.(error.message);
+      }
+    }
     const cache = new CachedStorage(options, disk);
     await cache.bus.subscribe({
       invalidate: (ref) => cache.invalidate(ref, 'bus'),
@@ -249,6 +255,7 @@ export class CachedStorage implements ModuleStorage {
     for (const fill of this.fills) fill.abort(stopping);
     await Promise.all([...this.fills].map((fill) => fill.done));
     await this.bus.close().catch(() => undefined);
+    await this.disk?.close();
     await this.storage.close();
   }
 
@@ -276,7 +283,8 @@ export class CachedStorage implements ModuleStorage {
     if (memory && memory.bytes > 0) this.events.evicted?.('memory', 'cleared', memory.bytes);
     const disk = this.disk?.clear();
     if (disk && disk.bytes > 0) this.events.evicted?.('disk', 'cleared', disk.bytes);
-    this.events.cleared?.(reason);
+    // Starting empty is no news; dropping what was held is.
+    if ((memory?.entries ?? 0) + (disk?.entries ?? 0) > 0) this.events.cleared?.(reason);
   }
 
   private async small(

@@ -33,4 +33,6 @@ export interface ContentCacheEvents {
   invalidated?(origin: InvalidationOrigin): void;
   /** Everything was dropped because invalidations may have been missed. */
   cleared?(reason: string): void;
+  /** The disk tier's directory is another live process's: this one goes without a disk tier. */
+  diskTierUnavailable?(reason: string): void;
 }

@@ -2,6 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { diskName } from './cache-key';
+import { DiskTierLock } from './disk-tier-lock';
+
+/** The directory is another live process's disk tier: this one must go without. */
+export class DiskTierInUse extends Error {
+  constructor(
+    readonly dir: string,
+    readonly heldBy: string,
+  ) {
+    super(`the content cache directory ${dir} is in use by ${heldBy}`);
+    this.name = 'DiskTierInUse';
+  }
+}
 
 export interface DiskTierOptions {
   /**
@@ -46,6 +58,7 @@ export class DiskTier {
   private readonly onEvicted: (bytes: number) => void;
   private used = 0;
   private reserved = 0;
+  private lock: DiskTierLock | undefined;
 
   private constructor(options: DiskTierOptions) {
     this.dir = options.dir;
@@ -53,13 +66,28 @@ export class DiskTier {
     this.onEvicted = options.onEvicted ?? (() => undefined);
   }
 
+  /** Takes the directory (or throws {@link DiskTierInUse}), removes what a crash left, counts the rest. */
   static async open(options: DiskTierOptions): Promise<DiskTier> {
     const tier = new DiskTier(options);
     await mkdir(join(tier.dir, 'tmp'), { recursive: true });
     await mkdir(join(tier.dir, 'zips'), { recursive: true });
-    await tier.removeLeftovers();
-    await tier.recount();
+    const taken = await DiskTierLock.acquire(tier.dir);
+    if ('heldBy' in taken) throw new DiskTierInUse(tier.dir, taken.heldBy);
+    tier.lock = taken.lock;
+    try {
+      await tier.removeLeftovers();
+      await tier.recount();
+    } catch (error) {
+      await tier.close();
+      throw error;
+    }
     return tier;
+  }
+
+  /** Gives the directory up (what it holds stays, for the next process to count). */
+  async close(): Promise<void> {
+    await this.lock?.release();
+    this.lock = undefined;
   }
 
   /** Zip bytes held (not counting fills under way). */

@@ -22,7 +22,11 @@ export interface InvalidationBus {
   close(): Promise<void>;
 }
 
-/** The bus of a single process: what is published is delivered here at once. */
+/**
+ * The bus of a single process: what is published is delivered here at once. It keeps no record,
+ * so a cache that outlived the process (a disk tier) cannot know what was purged meanwhile: it
+ * starts empty.
+ */
 export class LocalInvalidationBus implements InvalidationBus {
   private listener: InvalidationListener | undefined;
 
@@ -32,6 +36,7 @@ export class LocalInvalidationBus implements InvalidationBus {
 
   async subscribe(listener: InvalidationListener): Promise<void> {
     this.listener = listener;
+    listener.invalidateAll();
   }
 
   async close(): Promise<void> {
