@@ -13,12 +13,25 @@ const SUITES_WITH_WORKERS = [
   'src/go-environment.e2e.test.ts',
 ];
 
-export default projectTestConfig({
-  projects: [
-    { extends: true, test: { name: 'proxy' } },
-    {
-      extends: true,
-      test: { name: 'proxy WORKERS=2', include: SUITES_WITH_WORKERS, env: { PROXY_TEST_WORKERS: '2' } },
-    },
-  ],
-});
+const shared = projectTestConfig();
+
+// Projects that extend the root would add their `include` to the root's (arrays are merged),
+// so each is the shared configuration with its own name.
+export default {
+  ...shared,
+  test: {
+    ...shared.test,
+    projects: [
+      { ...shared, test: { ...shared.test, name: 'proxy' } },
+      {
+        ...shared,
+        test: {
+          ...shared.test,
+          name: 'proxy WORKERS=2',
+          include: SUITES_WITH_WORKERS,
+          env: { PROXY_TEST_WORKERS: '2' },
+        },
+      },
+    ],
+  },
+};
