@@ -216,7 +216,7 @@ export class MongoStorage implements ModuleStorage {
       this.checkUsable(op, signal, refs);
       const doc = await this.versions.findOne(
         { module, version },
-        { projection: { zipFileId: 1, zipSize: 1 }, ...signalOption(signal) },
+        { projection: { zipFileId: 1, zipSize: 1, zipSha256: 1 }, ...signalOption(signal) },
       );
       if (doc === null) throw notFound(op, refs);
       const stream = new GridFsZipStream({
@@ -227,7 +227,8 @@ export class MongoStorage implements ModuleStorage {
         ...(signal ? { signal } : {}),
       });
       if (signal) addAbortSignal(signal, stream);
-      return { size: doc.zipSize, stream };
+      // The digest checked at save time: a replica's cache checks its copy against it.
+      return { size: doc.zipSize, stream, ...(doc.zipSha256 ? { sha256: doc.zipSha256 } : {}) };
     } catch (error) {
       throw toMongoStorageError(error, op, signal, refs);
     }

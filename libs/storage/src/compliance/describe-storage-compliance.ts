@@ -187,6 +187,16 @@ export function describeStorageCompliance(
         expect(await storage.list(f.module)).toEqual(['v1.2.3']);
       });
 
+      it('gives a zip’s SHA-256 up front only as the digest of its bytes', async () => {
+        const f = fixture('example.com/digest', 'v1.0.0');
+        await save(f);
+        const zip = await storage.zip(f.module, f.version);
+        const bytes = await readAll(zip.stream);
+        // Optional: a backend that does not know it says nothing, one that does must be right.
+        if (zip.sha256 !== undefined) expect(zip.sha256.toLowerCase()).toBe(sha256Hex(bytes));
+        expect(bytes.equals(f.zip)).toBe(true);
+      });
+
       it('keeps its own copy of the bytes it was given', async () => {
         const f = fixture('example.com/copy', 'v1.0.0');
         const input = saveInput(f);
