@@ -64,6 +64,9 @@ export interface AddedFetch {
 
 const OP = 'queue.fetch';
 
+/** How long before a wait's deadline the job's last failure is looked up (at most half the wait). */
+const DEADLINE_LOOKUP_MS = 1_000;
+
 /**
  * Producer side of the fetch queue, shared by every replica: `add` queues a FetchVersion job
  * whose id is module@version (every replica's add of one version is one job), and
@@ -78,6 +81,7 @@ const OP = 'queue.fetch';
  */
 export class FetchQueue {
   readonly queue: Queue;
+  private readonly connection: Redis;
   private readonly events: JobEvents;
   private readonly jobOptions: JobsOptions;
   private readonly waitTimeoutMs: number;
@@ -86,6 +90,7 @@ export class FetchQueue {
 
   constructor(options: FetchQueueOptions) {
     const prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
+    this.connection = options.connection;
     this.queue = new Queue(FETCH_QUEUE, { connection: options.connection, prefix });
     // Connection errors surface on the calls that failed.
     this.queue.on('error', () => undefined);
@@ -153,19 +158,15 @@ export class FetchQueue {
     const timeoutMs = options.timeoutMs ?? this.waitTimeoutMs;
     if (options.signal?.aborted) throw toModuleError(options.signal.reason, OP, refs);
     const jobId = fetchJobId(module, version);
-    try {
-      await this.events.ready();
-    } catch (error) {
-      throw queueError(error, 'could not wait for the fetch', module, version);
-    }
-    // Watch before adding, so an end that comes right after the add is seen; the caller's
-    // signal and our deadline count from the start, the add included.
-    let requeued = () => undefined as void;
-    const watch = this.events.watch(jobId, () => requeued());
     this.waiting += 1;
-    const cleanups: Array<() => void> = [watch.stop, () => (this.waiting -= 1)];
+    const cleanups: Array<() => void> = [() => (this.waiting -= 1)];
+    // Set once the wait is over: what resolves later (Redis came back) starts nothing more.
+    let settled = false;
     try {
       const outcome = await new Promise<WaitEnd>((resolve, reject) => {
+        // The caller's signal and our deadline cover the whole call: the start of the event
+        // reader and the add wait for a queue Redis that may be away (its commands wait for a
+        // reconnection for ever).
         const signal = options.signal;
         if (signal) {
           const onAbort = () => reject(toModuleError(signal.reason, OP, refs));
@@ -173,39 +174,68 @@ export class FetchQueue {
           cleanups.push(() => signal.removeEventListener('abort', onAbort));
           if (signal.aborted) onAbort();
         }
-        const timer = setTimeout(() => {
-          this.deadlineError(jobId, timeoutMs, refs).then(reject, reject);
-        }, timeoutMs);
-        cleanups.push(() => clearTimeout(timer));
-        void watch.outcome.then(resolve);
-        // Back in the queue: a failed attempt now waits for its retry (answer with its failure),
-        // or a host limit put the job off (go on waiting).
-        requeued = () =>
-          void this.outcomeOf(jobId).then(
-            (ended) => ended && resolve(ended),
-            () => undefined,
-          );
-        this.add(module, version, options).then((added) => {
-          // Ended before we watched (completed, or failed and retried by our add), or waiting for
-          // a retry since before we asked: ask the job.
-          if (added.state !== 'active')
-            void this.outcomeOf(jobId).then((ended) => ended && resolve(ended), reject);
-          const poll = setInterval(() => {
-            this.outcomeOf(jobId).then(
-              (ended) => {
-                if (ended) resolve(ended);
-                // Gone without our seeing its end (Redis restarted or it aged out): ask again.
-                else if (ended === null) void this.add(module, version, options).catch(() => undefined);
-              },
-              () => undefined,
-            );
-          }, this.pollIntervalMs);
-          cleanups.push(() => clearInterval(poll));
-        }, reject);
+        // The last attempt's failure says more than "timeout": it is looked up just before the
+        // deadline, so the answer comes at the deadline however slow Redis is.
+        let lastFailure: ModuleError | undefined;
+        const lookup = setTimeout(
+          () =>
+            void this.lastAttemptFailure(jobId, refs).then((failure) => {
+              lastFailure = failure;
+            }),
+          Math.max(0, timeoutMs - Math.min(DEADLINE_LOOKUP_MS, timeoutMs / 2)),
+        );
+        const timer = setTimeout(
+          () =>
+            reject(
+              lastFailure ??
+                errors.timeout(OP, `${module}@${version}: not fetched within ${timeoutMs} ms`, refs),
+            ),
+          timeoutMs,
+        );
+        cleanups.push(
+          () => clearTimeout(lookup),
+          () => clearTimeout(timer),
+        );
+        this.events.ready().then(
+          () => {
+            if (settled) return;
+            // Back in the queue: a failed attempt now waits for its retry (answer with its
+            // failure), or a host limit put the job off (go on waiting).
+            const requeued = () =>
+              void this.outcomeOf(jobId).then(
+                (ended) => ended && resolve(ended),
+                () => undefined,
+              );
+            // Watch before adding, so an end that comes right after the add is seen.
+            const watch = this.events.watch(jobId, requeued);
+            cleanups.push(watch.stop);
+            void watch.outcome.then(resolve);
+            this.add(module, version, options).then((added) => {
+              if (settled) return;
+              // Ended before we watched (completed, or failed and retried by our add), or waiting
+              // for a retry since before we asked: ask the job.
+              if (added.state !== 'active')
+                void this.outcomeOf(jobId).then((ended) => ended && resolve(ended), reject);
+              const poll = setInterval(() => {
+                this.outcomeOf(jobId).then(
+                  (ended) => {
+                    if (ended) resolve(ended);
+                    // Gone without our seeing its end (Redis restarted or it aged out): ask again.
+                    else if (ended === null) void this.add(module, version, options).catch(() => undefined);
+                  },
+                  () => undefined,
+                );
+              }, this.pollIntervalMs);
+              cleanups.push(() => clearInterval(poll));
+            }, reject);
+          },
+          (error: unknown) => reject(queueError(error, 'could not wait for the fetch', module, version)),
+        );
       });
       if (outcome.state !== 'completed') throw decodeJobFailure(outcome.failedReason, OP, refs);
       return toFetchResult(outcome.returnvalue);
     } finally {
+      settled = true;
       for (const cleanup of cleanups) cleanup();
     }
   }
@@ -245,18 +275,19 @@ export class FetchQueue {
     return this.queue.getJobState(jobId);
   }
 
-  /** At our deadline: the last attempt's failure says more than "timeout", when there was one. */
-  private async deadlineError(
+  /**
+   * The failure of the job's last attempt, when there was one that says more than `internal`;
+   * nothing is asked of a queue Redis that is away (the question would wait for it).
+   */
+  private async lastAttemptFailure(
     jobId: string,
-    timeoutMs: number,
     refs: { module: string; version: string },
-  ): Promise<ModuleError> {
+  ): Promise<ModuleError | undefined> {
+    if (this.connection.status !== 'ready') return undefined;
     const job = await this.queue.getJob(jobId).catch(() => undefined);
-    if (job?.failedReason) {
-      const failure = decodeJobFailure(job.failedReason, OP, refs);
-      if (failure.kind !== 'internal') return failure;
-    }
-    return errors.timeout(OP, `${refs.module}@${refs.version}: not fetched within ${timeoutMs} ms`, refs);
+    if (!job?.failedReason) return undefined;
+    const failure = decodeJobFailure(job.failedReason, OP, refs);
+    return failure.kind === 'internal' ? undefined : failure;
   }
 }
 

@@ -83,21 +83,29 @@ export class JobEvents {
 
   async close(): Promise<void> {
     this.closed = true;
-    const events = await this.starting?.catch(() => undefined);
-    await events?.close();
     this.watchers.clear();
+    // A start still waiting for a queue Redis that is away must not hold close up: the reader
+    // it opens is closed as soon as it is there.
+    if (this.events) await this.events.close();
+    else
+      void this.starting?.then(
+        (events) => events.close(),
+        () => undefined,
+      );
   }
 
   private async start(): Promise<QueueEvents> {
     const { connection, prefix, queueName } = this.options;
     const streamKey = `${prefix}:${queueName}:events`;
     const last = (await connection.xrevrange(streamKey, '+', '-', 'COUNT', 1)) as Array<[string, string[]]>;
+    if (this.closed) throw new Error('job events are closed');
     const events = new QueueEvents(queueName, {
       connection: { ...connection.options } as RedisOptions,
       prefix,
       lastEventId: last[0]?.[0] ?? '0-0',
       blockingTimeout: this.options.blockingTimeoutMs ?? 10_000,
     });
+    this.events = events;
     // Connection errors: QueueEvents reconnects and goes on from its last id.
     events.on('error', () => undefined);
     events.on('completed', ({ jobId, returnvalue }) =>

@@ -14,6 +14,11 @@ export interface RecentModulesOptions {
   maxAgeMs?: number;
   /** The most modules kept (the least recent go first). @default 100000 */
   maxModules?: number;
+  /**
+   * How long {@link RecentModules.close} waits for the last batch; a Redis that is away does not
+   * answer, and shutdown must not wait for it. @default 2000
+   */
+  closeTimeoutMs?: number;
   /** Told when a batch could not be written (it is dropped: the next touch writes again). */
   onError?(error: unknown): void;
   /** @default Date.now */
@@ -97,9 +102,26 @@ export class RecentModules {
     return this.redis.zcard(this.key);
   }
 
-  /** Stops the batch timer after writing what is pending. */
+  /**
+   * Stops the batch timer after writing what is pending, waiting at most `closeTimeoutMs`: the
+   * connection waits for a Redis that is away for ever, so past it the batch is dropped (and
+   * `onError` told).
+   */
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await this.flush();
+    const timeoutMs = this.options.closeTimeoutMs ?? 2_000;
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    const written = await Promise.race([this.flush().then(() => true), gaveUp]);
+    clearTimeout(timer);
+    if (!written) {
+      this.options.onError?.(
+        new Error(
+          `recently requested modules not written within ${timeoutMs} ms: the queue Redis did not answer`,
+        ),
+      );
+    }
   }
 }
