@@ -13,7 +13,7 @@ import { HttpFailure } from './http-failure';
 import { readAtMost } from './read-at-most';
 import { redactedBase, redactText } from './redact-url';
 import { fetchedVersion } from './temp-fetched-version';
-import type { FetchedVersion, Upstream, UpstreamCallOptions } from './upstream';
+import type { FetchedVersion, Upstream, UpstreamCallOptions, VersionFile } from './upstream';
 import { asHttpFailure, UpstreamHttpClient, type UpstreamResponse } from './upstream-http-client';
 
 export interface GoproxyUpstreamOptions {
@@ -164,6 +164,23 @@ export class GoproxyUpstream implements Upstream {
       await rm(dir, { recursive: true, force: true });
       throw error;
     }
+  }
+
+  /** `.info` (with its Time, as a fetch wants it) or `.mod` of a canonical version: one GET. */
+  async versionFile(
+    module: string,
+    version: string,
+    file: VersionFile,
+    options: UpstreamCallOptions = {},
+  ): Promise<Buffer> {
+    const call: GoproxyCall = { op: `upstream.goproxy.${file}`, module, version, file: `.${file}` };
+    if (!isCanonicalVersion(version)) {
+      throw errors.invalidArgument(call.op, `version "${version}" is not canonical`, { module, version });
+    }
+    const path = `${this.modulePath(call)}/@v/${this.versionSegment(call, version)}.${file}`;
+    const body = await this.getBytes(call, path, options.signal);
+    if (file === 'info') this.checkInfo(call, path, body, version, true);
+    return body;
   }
 
   /** Closes every connection (calls in flight fail); calls after this fail. */

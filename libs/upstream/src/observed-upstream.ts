@@ -1,5 +1,5 @@
 import { toModuleError } from '@modproxy/errors';
-import type { FetchedVersion, Upstream, UpstreamCallOptions } from './upstream';
+import type { FetchedVersion, Upstream, UpstreamCallOptions, VersionFile } from './upstream';
 
 /** One finished call to one upstream (a link of the chain), for metrics. */
 export interface UpstreamCall {
@@ -11,7 +11,8 @@ export interface UpstreamCall {
    * Never a module path.
    */
   host: string;
-  method: 'list' | 'latest' | 'info' | 'fetch';
+  /** `info` and `mod` include a version's file asked for on its own (`versionFile`). */
+  method: 'list' | 'latest' | 'info' | 'mod' | 'fetch';
   /** `ok`, or the error kind (`not-found`, `gone`, `timeout`, `bad-gateway`, `unavailable`, `cancelled`, …). */
   result: string;
   durationMs: number;
@@ -73,6 +74,18 @@ export class ObservedUpstream implements Upstream {
 
   fetch(module: string, version: string, options?: UpstreamCallOptions): Promise<FetchedVersion> {
     return this.observe('fetch', module, () => this.inner.fetch(module, version, options));
+  }
+
+  versionFile(
+    module: string,
+    version: string,
+    file: VersionFile,
+    options?: UpstreamCallOptions,
+  ): Promise<Buffer | undefined> {
+    const versionFile = this.inner.versionFile?.bind(this.inner);
+    // What the inner upstream cannot give costs no call, and is no call to count.
+    if (!versionFile) return Promise.resolve(undefined);
+    return this.observe(file, module, () => versionFile(module, version, file, options));
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@ import type { ModuleFilter } from '@modproxy/gomod';
 import { abortedByDeadline } from './abort-reason';
 import { OffUpstream } from './off-upstream';
 import type { GoproxyListEntry } from './parse-goproxy';
-import type { FetchedVersion, Upstream, UpstreamCallOptions } from './upstream';
+import type { FetchedVersion, Upstream, UpstreamCallOptions, VersionFile } from './upstream';
 
 export interface UpstreamChainLink {
   upstream: Upstream;
@@ -35,6 +35,9 @@ export interface UpstreamChainOptions {
    */
   moduleFilter?: ModuleFilter;
 }
+
+/** A link that cannot give a version's file on its own ends the walk with this answer. */
+const CANNOT = Symbol('cannot give it alone');
 
 /** How helpful an error is to the user (higher is better); the most helpful one is reported. */
 const RANK_NOT_FOUND = 0;
@@ -89,6 +92,26 @@ export class UpstreamChain implements Upstream {
     return this.walk('fetch', module, version, options, (upstream) =>
       upstream.fetch(module, version, options),
     );
+  }
+
+  /**
+   * A version's `.info` or `.mod` on its own, with the list's rules, from the first link that
+   * answers; undefined as soon as the walk reaches a link that cannot give it alone (`direct`):
+   * the caller fetches the whole version, through the whole chain again.
+   */
+  async versionFile(
+    module: string,
+    version: string,
+    file: VersionFile,
+    options: UpstreamCallOptions = {},
+  ): Promise<Buffer | undefined> {
+    const answer = await this.walk(file, module, version, options, async (upstream) => {
+      const bytes = upstream.versionFile
+        ? await upstream.versionFile(module, version, file, options)
+        : undefined;
+      return bytes ?? CANNOT;
+    });
+    return answer === CANNOT ? undefined : answer;
   }
 
   private async walk<T>(

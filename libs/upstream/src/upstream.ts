@@ -1,5 +1,8 @@
 import type { Readable } from 'node:stream';
 
+/** The files of a version an upstream may give on their own. */
+export type VersionFile = 'info' | 'mod';
+
 export interface UpstreamCallOptions {
   signal?: AbortSignal;
 }
@@ -44,6 +47,19 @@ export interface Upstream {
   info(module: string, query: string, options?: UpstreamCallOptions): Promise<Buffer>;
   /** Fetch the whole version (info, go.mod and zip) for a canonical version. */
   fetch(module: string, version: string, options?: UpstreamCallOptions): Promise<FetchedVersion>;
+  /**
+   * One file of a canonical version, its `.info` (checked as `fetch` checks it) or its `.mod`,
+   * without the zip, when this upstream can give it on its own cheaply: an upstream GOPROXY (one
+   * small GET). Resolves undefined when it cannot (`direct`: the go command would clone the
+   * repository, which the whole fetch does anyway), and an upstream without the method cannot.
+   * What it gives is unverified: only the zip's verification vouches for a go.mod.
+   */
+  versionFile?(
+    module: string,
+    version: string,
+    file: VersionFile,
+    options?: UpstreamCallOptions,
+  ): Promise<Buffer | undefined>;
   /** Releases connections (keep-alive pools); upstreams that hold none need not have it. */
   close?(): Promise<void>;
 }
