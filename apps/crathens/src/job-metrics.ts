@@ -1,13 +1,16 @@
 import type { Queue } from 'bullmq';
 import { Counter, Gauge, Histogram, type Registry } from '@modproxy/observability';
-import type { JobWorkerEvents } from '@modproxy/queue';
+import { isJobName, type JobWorkerEvents } from '@modproxy/queue';
+
+/** The `name` label of a job whose name is not one of jobs.v1 (an invalid job). */
+const UNKNOWN_JOB_NAME = 'unknown';
 
 /** The states whose sizes `/metrics` shows for every queue. */
 const DEPTH_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'] as const;
 
 /**
  * Job metrics of every worker in crathens. Labels are the queue, the job name (the message
- * name) and the outcome: a bounded set, never a module path.
+ * name, `unknown` for any other) and the outcome: a bounded set, never a module path.
  */
 export class JobMetrics {
   private readonly attempts: Counter<'queue' | 'name' | 'outcome'>;
@@ -61,10 +64,12 @@ export class JobMetrics {
   /** Events for a JobWorker of `queue` that record its attempts here. */
   workerEvents(queue: string, also: JobWorkerEvents = {}): JobWorkerEvents {
     return {
-      attemptEnded: (name, outcome, durationMs, error) => {
+      attemptEnded: (jobName, outcome, durationMs, error) => {
+        // A job's name is whatever its producer wrote: only the jobs.v1 names become labels.
+        const name = isJobName(jobName) ? jobName : UNKNOWN_JOB_NAME;
         this.attempts.inc({ queue, name, outcome });
         this.durations.observe({ queue, name, outcome }, durationMs / 1_000);
-        also.attemptEnded?.(name, outcome, durationMs, error);
+        also.attemptEnded?.(jobName, outcome, durationMs, error);
       },
       stalled: (jobId) => {
         this.stalled.inc({ queue });
