@@ -72,9 +72,11 @@ USER 1000:1000
 FROM runtime-vcs AS proxy
 COPY --from=build /src/dist/apps/proxy ./dist/apps/proxy
 # Listening on every interface is what a container needs; the embedded default keeps its
-# versions on a volume rather than under the read-only /app.
+# versions on a volume rather than under the read-only /app. One process per container
+# (WORKERS=1): containers scale with replicas, and the orchestrator sees and limits each process.
 ENV HOST=0.0.0.0 \
-  STORAGE_DIR=/var/lib/modproxy/storage
+  STORAGE_DIR=/var/lib/modproxy/storage \
+  WORKERS=1
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "/app/scripts/healthcheck.mjs", "http://127.0.0.1:3000/readyz"]
