@@ -6,7 +6,14 @@ import type { Upstream } from '@modproxy/upstream';
 import { InProcessRevalidationQueue } from './in-process-revalidation-queue';
 import type { RevalidationQueue } from './revalidation-queue';
 import { UpstreamVersions } from './upstream-versions';
-import { ANSWER_KINDS, type AnswerKind, type StoredEntry, type VersionStore } from './version-store';
+import {
+  ANSWER_KINDS,
+  type AnswerKind,
+  type RecordedFailure,
+  type RecordedNotFound,
+  type StoredEntry,
+  type VersionStore,
+} from './version-store';
 import type { AnswerSource, LatestAnswer, ListAnswer, VersionsProvider } from './versions-provider';
 
 /**
@@ -369,7 +376,15 @@ export class CachedVersions implements VersionsProvider {
     serveStale: boolean,
   ): Resolution | Promise<Resolution> | undefined {
     if (entry.notFound !== undefined) {
-      return { error: errors.notFound(`versions.${kind}`, entry.notFound, { module }), outcome: 'not-found' };
+      // As upstream said it: a 410 stays a 410.
+      const { kind: notFoundKind, message, detail } = entry.notFound;
+      return {
+        error: new ModuleError(notFoundKind, `versions.${kind}`, message, {
+          module,
+          ...(detail !== undefined ? { detail } : {}),
+        }),
+        outcome: 'not-found',
+      };
     }
     const answer = entry.answer;
     if (answer) {
@@ -386,12 +401,8 @@ export class CachedVersions implements VersionsProvider {
         return { ...served, outcome: 'revalidating' };
       }
     }
-    if (entry.failure) {
-      const failure = new ModuleError(entry.failure.kind, `versions.${kind}`, entry.failure.message, {
-        module,
-      });
-      return this.fallback(kind, module, entry, failure);
-    }
+    if (entry.failure)
+      return this.fallback(kind, module, entry, this.remembered(kind, module, entry.failure, now));
     return undefined;
   }
 
@@ -499,7 +510,12 @@ export class CachedVersions implements VersionsProvider {
         outcome: 'storage',
       };
     }
-    await this.save('save', () => this.store.saveNotFound(kind, module, failure.message, this.negativeTtlMs));
+    const notFound: RecordedNotFound = {
+      kind: failure.kind === 'gone' ? 'gone' : 'not-found',
+      message: failure.message,
+      ...(failure.detail !== undefined ? { detail: failure.detail } : {}),
+    };
+    await this.save('save', () => this.store.saveNotFound(kind, module, notFound, this.negativeTtlMs));
     return { error: failure, outcome: 'not-found' };
   }
 
@@ -509,9 +525,31 @@ export class CachedVersions implements VersionsProvider {
     entry: StoredEntry,
     failure: ModuleError,
   ): Promise<Resolution> {
-    const record = { at: this.now(), kind: failure.kind, message: failure.message };
+    const record: RecordedFailure = {
+      at: this.now(),
+      kind: failure.kind,
+      message: failure.message,
+      ...(failure.retryAfterSeconds !== undefined ? { retryAfterSeconds: failure.retryAfterSeconds } : {}),
+      ...(failure.detail !== undefined ? { detail: failure.detail } : {}),
+    };
     await this.save('save', () => this.store.saveFailure(kind, module, record, this.failureTtlMs));
     return this.fallback(kind, module, entry, failure);
+  }
+
+  /**
+   * A failure record as the error it was: its kind, message and detail, and its Retry-After
+   * counted from when it failed (at least a second while it is remembered).
+   */
+  private remembered(kind: AnswerKind, module: string, failure: RecordedFailure, now: number): ModuleError {
+    const retryAfterSeconds =
+      failure.retryAfterSeconds === undefined
+        ? undefined
+        : Math.max(1, Math.ceil(failure.retryAfterSeconds - (now - failure.at) / 1_000));
+    return new ModuleError(failure.kind, `versions.${kind}`, failure.message, {
+      module,
+      ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
+      ...(failure.detail !== undefined ? { detail: failure.detail } : {}),
+    });
   }
 
   /** Upstream could not answer: the mode decides between the last answer, storage, and the error. */

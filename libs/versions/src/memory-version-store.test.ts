@@ -28,7 +28,7 @@ describe('MemoryVersionStore time', () => {
     const module = 'example.test/clocked';
     await store.saveAnswer('list', module, Buffer.from('v1.0.0'), clock.now());
     await store.observe(module, 'v1.0.0');
-    await store.saveNotFound('latest', module, 'not found', 1_000);
+    await store.saveNotFound('latest', module, { kind: 'not-found', message: 'not found' }, 1_000);
     await store.saveFailure('list', module, { at: clock.now(), kind: 'timeout', message: 'slow' }, 1_000);
     expect(await store.acquireLease('latest', module, 'holder', 1_000)).toBe(true);
 
@@ -38,7 +38,10 @@ describe('MemoryVersionStore time', () => {
       failure: { kind: 'timeout' },
       observed: ['v1.0.0'],
     });
-    expect(await store.read('latest', module)).toMatchObject({ notFound: 'not found', leased: true });
+    expect(await store.read('latest', module)).toMatchObject({
+      notFound: { kind: 'not-found', message: 'not found' },
+      leased: true,
+    });
 
     clock.advance(1);
     expect(await store.read('list', module)).toEqual({ observed: [], leased: false });

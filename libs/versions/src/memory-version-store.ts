@@ -5,6 +5,7 @@ import {
   type AnswerKind,
   type CachedAnswer,
   type RecordedFailure,
+  type RecordedNotFound,
   type StoredEntry,
   type VersionStore,
   type VersionStoreRetention,
@@ -32,7 +33,7 @@ export class MemoryVersionStore implements VersionStore {
   private readonly retainMs: number;
   private readonly observedTtlMs: number;
   private readonly answers: ExpiringMap<CachedAnswer>;
-  private readonly negatives: ExpiringMap<string>;
+  private readonly negatives: ExpiringMap<RecordedNotFound>;
   private readonly failures: ExpiringMap<RecordedFailure>;
   private readonly leases: ExpiringMap<string>;
   private readonly observed: ExpiringMap<Set<string>>;
@@ -61,7 +62,7 @@ export class MemoryVersionStore implements VersionStore {
     // Copies, so that callers cannot change the store by changing what they read.
     if (answer) entry.answer = { ...answer, data: Buffer.from(answer.data) };
     const notFound = this.negatives.get(key);
-    if (notFound !== undefined) entry.notFound = notFound;
+    if (notFound !== undefined) entry.notFound = { ...notFound };
     const failure = this.failures.get(key);
     if (failure) entry.failure = { ...failure };
     return entry;
@@ -75,9 +76,14 @@ export class MemoryVersionStore implements VersionStore {
     this.failures.delete(key);
   }
 
-  async saveNotFound(kind: AnswerKind, module: string, message: string, ttlMs: number): Promise<void> {
+  async saveNotFound(
+    kind: AnswerKind,
+    module: string,
+    notFound: RecordedNotFound,
+    ttlMs: number,
+  ): Promise<void> {
     const key = keyOf(kind, module);
-    this.negatives.set(key, message, this.now() + ttlMs);
+    this.negatives.set(key, { ...notFound }, this.now() + ttlMs);
     this.failures.delete(key);
   }
 

@@ -6,6 +6,7 @@ import {
   DEFAULT_RETAIN_MS,
   type AnswerKind,
   type RecordedFailure,
+  type RecordedNotFound,
   type StoredEntry,
   type VersionStore,
   type VersionStoreRetention,
@@ -46,7 +47,7 @@ redis.call('DEL', KEYS[2], KEYS[3])
 return 1
 `);
 
-/** KEYS: negative, failure. ARGV: message, ttlMs. */
+/** KEYS: negative, failure. ARGV: the negative entry (JSON), ttlMs. */
 const SAVE_NOT_FOUND = new RedisScript(`
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('DEL', KEYS[2])
@@ -130,7 +131,7 @@ export class RedisVersionStore implements VersionStore {
     if (Buffer.isBuffer(data)) {
       entry.answer = { data, fetchedAt: Number(String(fetchedAt)), requestedAt: Number(String(requestedAt)) };
     }
-    if (Buffer.isBuffer(notFound)) entry.notFound = notFound.toString('utf8');
+    if (Buffer.isBuffer(notFound)) entry.notFound = parseNotFound(notFound.toString('utf8'));
     if (Buffer.isBuffer(failure)) {
       const parsed = parseFailure(failure.toString('utf8'));
       if (parsed) entry.failure = parsed;
@@ -143,9 +144,17 @@ export class RedisVersionStore implements VersionStore {
     await SAVE_ANSWER.run(this.redis, keys, [data, String(fetchedAt), String(this.retainMs)]);
   }
 
-  async saveNotFound(kind: AnswerKind, module: string, message: string, ttlMs: number): Promise<void> {
+  async saveNotFound(
+    kind: AnswerKind,
+    module: string,
+    notFound: RecordedNotFound,
+    ttlMs: number,
+  ): Promise<void> {
     const keys = [this.key('n', kind, module), this.key('f', kind, module)];
-    await SAVE_NOT_FOUND.run(this.redis, keys, [message, String(Math.max(1, Math.round(ttlMs)))]);
+    await SAVE_NOT_FOUND.run(this.redis, keys, [
+      JSON.stringify(notFound),
+      String(Math.max(1, Math.round(ttlMs))),
+    ]);
   }
 
   async saveFailure(
@@ -226,7 +235,7 @@ function parseFailure(text: string): RecordedFailure | undefined {
   try {
     const value: unknown = JSON.parse(text);
     if (typeof value !== 'object' || value === null) return undefined;
-    const { at, kind, message } = value as Record<string, unknown>;
+    const { at, kind, message, retryAfterSeconds, detail } = value as Record<string, unknown>;
     if (
       typeof at !== 'number' ||
       typeof kind !== 'string' ||
@@ -235,8 +244,37 @@ function parseFailure(text: string): RecordedFailure | undefined {
     ) {
       return undefined;
     }
-    return { at, kind: kind as ErrorKind, message };
+    return {
+      at,
+      kind: kind as ErrorKind,
+      message,
+      ...(typeof retryAfterSeconds === 'number' &&
+      Number.isFinite(retryAfterSeconds) &&
+      retryAfterSeconds >= 0
+        ? { retryAfterSeconds }
+        : {}),
+      ...(typeof detail === 'string' ? { detail } : {}),
+    };
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A negative entry written by another replica: JSON with its kind, or (written before the kind
+ * was kept) the bare message of a 404.
+ */
+function parseNotFound(text: string): RecordedNotFound {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value === 'object' && value !== null) {
+      const { kind, message, detail } = value as Record<string, unknown>;
+      if ((kind === 'not-found' || kind === 'gone') && typeof message === 'string') {
+        return { kind, message, ...(typeof detail === 'string' ? { detail } : {}) };
+      }
+    }
+  } catch {
+    // Not JSON: the bare message.
+  }
+  return { kind: 'not-found', message: text };
 }

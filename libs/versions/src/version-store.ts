@@ -21,13 +21,25 @@ export interface RecordedFailure {
   at: number;
   kind: ErrorKind;
   message: string;
+  /** The failure's Retry-After (seconds from `at`), so later answers still say when to retry. */
+  retryAfterSeconds?: number;
+  /** The failure's operator-only detail (already redacted), for the logs of later answers. */
+  detail?: string;
+}
+
+/** "Upstream does not have it", as upstream said it: 404 (`not-found`) or 410 (`gone`). */
+export interface RecordedNotFound {
+  kind: 'not-found' | 'gone';
+  message: string;
+  /** Operator-only detail (already redacted). */
+  detail?: string;
 }
 
 /** Everything a replica needs to decide how to answer, read in one round trip. */
 export interface StoredEntry {
   answer?: CachedAnswer;
-  /** Message of a live negative entry: upstream said the module does not exist. */
-  notFound?: string;
+  /** A live negative entry: upstream said the module does not exist (404) or is gone (410). */
+  notFound?: RecordedNotFound;
   /** A live failure record (see {@link VersionStore.saveFailure}). */
   failure?: RecordedFailure;
   /** Versions observed for the module and still remembered (read with `list`, empty for `latest`). */
@@ -57,9 +69,12 @@ export interface VersionStore {
    * negative entry and the failure record, and keeps `requestedAt` (or starts it at `fetchedAt`).
    */
   saveAnswer(kind: AnswerKind, module: string, data: Buffer, fetchedAt: number): Promise<void>;
-  /** Records "upstream does not have it" for `ttlMs`. The last answer, if any, is kept for later. */
-  saveNotFound(kind: AnswerKind, module: string, message: string, ttlMs: number): Promise<void>;
-  /** Records a failed refresh for `ttlMs`. */
+  /**
+   * Records "upstream does not have it" for `ttlMs`, with its kind (404 or 410). The last
+   * answer, if any, is kept for later.
+   */
+  saveNotFound(kind: AnswerKind, module: string, notFound: RecordedNotFound, ttlMs: number): Promise<void>;
+  /** Records a failed refresh for `ttlMs`, its kind, Retry-After and detail included. */
   saveFailure(kind: AnswerKind, module: string, failure: RecordedFailure, ttlMs: number): Promise<void>;
   /** Makes the answer due for a refresh (fetchedAt 0) without dropping it. No-op when there is none. */
   expire(kind: AnswerKind, module: string): Promise<void>;

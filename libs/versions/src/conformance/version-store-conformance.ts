@@ -111,14 +111,16 @@ export function describeVersionStoreConformance(name: string, create: VersionSto
       expect((await store.read('list', other)).answer).toBeUndefined();
     });
 
-    it('holds a negative entry for its own TTL, and a fresh answer clears it', async () => {
+    it('holds a negative entry, 404 or 410, for its own TTL, and a fresh answer clears it', async () => {
       await store.saveAnswer('list', module, Buffer.from('v1.0.0'), 1_000);
       const writtenAt = Date.now();
-      await store.saveNotFound('list', module, 'no such module', SHORT_TTL_MS);
-      await store.saveNotFound('latest', module, 'not there either', LONG_TTL_MS);
+      const missing = { kind: 'not-found' as const, message: 'no such module' };
+      const gone = { kind: 'gone' as const, message: 'gone for good', detail: 'upstream answered 410' };
+      await store.saveNotFound('list', module, missing, SHORT_TTL_MS);
+      await store.saveNotFound('latest', module, gone, LONG_TTL_MS);
       await whileLive(subject, writtenAt, async () => {
         const entry = await store.read('list', module);
-        expect(entry.notFound).toBe('no such module');
+        expect(entry.notFound).toEqual(missing);
         expect(entry.answer?.data.toString()).toBe('v1.0.0');
       });
       await afterShortTtl(
@@ -127,15 +129,25 @@ export function describeVersionStoreConformance(name: string, create: VersionSto
         'the short negative entry ends',
       );
       expect((await store.read('list', module)).answer?.data.toString()).toBe('v1.0.0');
-      expect((await store.read('latest', module)).notFound).toBe('not there either');
+      expect((await store.read('latest', module)).notFound).toEqual(gone);
 
-      await store.saveNotFound('latest', module, 'gone', 60_000);
+      await store.saveNotFound('latest', module, gone, 60_000);
       await store.saveAnswer('latest', module, Buffer.from('{}'), 2_000);
       expect((await store.read('latest', module)).notFound).toBeUndefined();
     });
 
     it('holds a failure record for its TTL; an answer or a negative entry replaces it', async () => {
       const failure = { at: 1_234, kind: 'bad-gateway' as const, message: 'upstream answered 500' };
+      // Retry-After and the detail come back as they were written.
+      const unavailable = {
+        at: 1_500,
+        kind: 'unavailable' as const,
+        message: 'upstream is busy',
+        retryAfterSeconds: 30,
+        detail: 'upstream answered 503 (Retry-After: 30)',
+      };
+      await store.saveFailure('list', `${module}/busy`, unavailable, LONG_TTL_MS);
+      expect((await store.read('list', `${module}/busy`)).failure).toEqual(unavailable);
       const writtenAt = Date.now();
       await store.saveFailure('list', module, failure, SHORT_TTL_MS);
       await store.saveFailure('latest', module, { ...failure, message: 'kept' }, LONG_TTL_MS);
@@ -153,7 +165,7 @@ export function describeVersionStoreConformance(name: string, create: VersionSto
       await store.saveAnswer('list', module, Buffer.from('v1.0.0'), 3_000);
       expect((await store.read('list', module)).failure).toBeUndefined();
       await store.saveFailure('latest', module, failure, 60_000);
-      await store.saveNotFound('latest', module, 'not found', 60_000);
+      await store.saveNotFound('latest', module, { kind: 'not-found', message: 'not found' }, 60_000);
       expect((await store.read('latest', module)).failure).toBeUndefined();
     });
 
@@ -169,8 +181,8 @@ export function describeVersionStoreConformance(name: string, create: VersionSto
     });
 
     it('observes versions atomically, for list reads only, and drops negative entries', async () => {
-      await store.saveNotFound('list', module, 'not found', 60_000);
-      await store.saveNotFound('latest', module, 'not found', 60_000);
+      await store.saveNotFound('list', module, { kind: 'not-found', message: 'not found' }, 60_000);
+      await store.saveNotFound('latest', module, { kind: 'not-found', message: 'not found' }, 60_000);
       const versions = Array.from({ length: 50 }, (_, i) => `v1.${i}.0`);
       await Promise.all(versions.map((version) => store.observe(module, version)));
       await store.observe(module, 'v1.0.0');
@@ -229,7 +241,7 @@ export function describeVersionStoreConformance(name: string, create: VersionSto
     it('invalidates a module: answers expired but kept, negative entries and failures dropped', async () => {
       await store.saveAnswer('list', module, Buffer.from('v1.0.0'), 5_000);
       await store.saveAnswer('latest', module, Buffer.from('{}'), 5_000);
-      await store.saveNotFound('list', module, 'not found', 60_000);
+      await store.saveNotFound('list', module, { kind: 'not-found', message: 'not found' }, 60_000);
       await store.saveFailure('latest', module, { at: 1, kind: 'timeout', message: 'slow' }, 60_000);
       await store.invalidate(module);
       const list = await store.read('list', module);
