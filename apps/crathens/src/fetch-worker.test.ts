@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isModuleError, type ModuleError } from '@modproxy/errors';
 import { hashGoMod, verifyModuleZip } from '@modproxy/modzip';
@@ -73,6 +74,31 @@ describe('crathens fetch worker (Redis, the storage service and lathens over gRP
       result: 'already-stored',
     });
     expect(upstream.fetches).toEqual([`${hello.path}@v1.1.0`]);
+  });
+
+  it('refuses a job whose zip has another go.mod than the one a proxy served, counts it, and stores nothing', async () => {
+    const { hello } = harness.fixtures;
+    const prefix = harness.newPrefix();
+    const { crathens } = await harness.startInProcess(prefix);
+    const producer = harness.producer(prefix);
+    const served = createHash('sha256').update('module example.test/someone-else\n').digest('hex');
+    const failure = await rejection(
+      producer.fetchAndWait(hello.path, 'v1.0.0', { timeoutMs: 120_000, goModSha256: served }),
+    );
+    expect(failure.kind).toBe('bad-gateway');
+    expect(failure.message).toMatch(/go\.mod other than the one already served/);
+    expect(await harness.inspector.exists(hello.path, 'v1.0.0')).toBe(false);
+    const metrics = await (await fetch(`${crathens.adminUrl}/metrics`)).text();
+    expect(Number(/^crathens_go_mod_mismatches_total (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+    // A new job for the version, the refused one gone:
+    await producer.queue.remove(`${hello.path}@v1.0.0`);
+    // With the go.mod the go command itself downloads, the version is stored.
+    const direct = await harness.directDownload(hello.path, 'v1.0.0');
+    const right = createHash('sha256').update(direct.mod).digest('hex');
+    expect(
+      await producer.fetchAndWait(hello.path, 'v1.0.0', { timeoutMs: 120_000, goModSha256: right }),
+    ).toEqual({ result: 'fetched' });
+    expect((await harness.inspector.mod(hello.path, 'v1.0.0')).equals(direct.mod)).toBe(true);
   });
 
   it('answers 4 producers x 25 concurrent waiters for one cold version, over two crathens replicas, with exactly one upstream fetch', async () => {

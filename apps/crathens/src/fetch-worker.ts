@@ -1,5 +1,6 @@
 import { toModuleError } from '@modproxy/errors';
 import { ModuleService } from '@modproxy/module-service';
+import { Counter } from '@modproxy/observability';
 import { FETCH_QUEUE, JobWorker, type FetchResult } from '@modproxy/queue';
 import type { CrathensComponent, CrathensContext } from './compose';
 
@@ -15,6 +16,12 @@ export function createFetchWorker(context: CrathensContext): CrathensComponent {
   const { config, logger, storage, upstream, versions } = context;
   // Set by the service's events during one job; a job id is active in one worker at a time.
   const fetchedNow = new Set<string>();
+  const goModMismatches = new Counter({
+    name: 'crathens_go_mod_mismatches_total',
+    help: 'Fetches refused because the zip has another go.mod than the one a proxy served before the zip was verified',
+    registers: [context.metrics.registry],
+  });
+  goModMismatches.inc(0);
   const service = new ModuleService({
     storage,
     upstream,
@@ -30,6 +37,13 @@ export function createFetchWorker(context: CrathensContext): CrathensComponent {
         logger.warn(
           { module, version, kind: error.kind, op: error.op, detail: error.detail, err: error.message },
           'fetch failed',
+        );
+      },
+      goModMismatch: (module, version) => {
+        goModMismatches.inc();
+        logger.warn(
+          { module, version },
+          'go.mod mismatch: the zip has another go.mod than the one a proxy served before it; nothing was stored',
         );
       },
       observeFailed: (module, version, error) => {
@@ -50,10 +64,11 @@ export function createFetchWorker(context: CrathensContext): CrathensComponent {
       stalled: (jobId) => logger.warn({ jobId }, 'a fetch job lost its worker; it runs again'),
     }),
     handlers: {
-      FetchVersion: async ({ module, version }, { signal }): Promise<FetchResult> => {
+      FetchVersion: async ({ module, version, goModSha256 }, { signal }): Promise<FetchResult> => {
         const key = `${module}@${version}`;
         fetchedNow.delete(key);
-        await service.ensureStored(module, version, { signal });
+        // A proxy that served the go.mod before the zip says which: a zip with another is refused.
+        await service.ensureStored(module, version, { signal, ...(goModSha256 ? { goModSha256 } : {}) });
         if (fetchedNow.delete(key)) return { result: 'fetched' };
         // Stored before this attempt: lathens may not have heard of it. A failure here costs a
         // list that misses the version until lathens' next refresh, not a failed job.

@@ -91,6 +91,7 @@ describe('generated contracts', () => {
       module: 'golang.org/x/mod',
       version: 'v0.20.0',
       requestedAt: new Date('2024-05-01T10:00:00Z'),
+      goModSha256: '',
       traceContext: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
     };
     const json = JSON.parse(JSON.stringify(jobsV1.FetchVersion.toJSON(job)));

@@ -2,13 +2,13 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { errors, isModuleError, ModuleError, toModuleError } from '@modproxy/errors';
-import { verifyGoModMatches, verifyModuleZip } from '@modproxy/modzip';
-import type { CallOptions, ModuleStorage } from '@modproxy/storage';
+import { synthesizedGoMod, verifyGoModMatches, verifyModuleZip } from '@modproxy/modzip';
+import type { ModuleStorage } from '@modproxy/storage';
 import type { FetchedVersion, Upstream } from '@modproxy/upstream';
 import type { VersionsProvider } from '@modproxy/versions';
 import { parseInfo, sharedWorkError } from './module-errors';
 import { SingleFlight, waitFor } from './single-flight';
-import type { VersionFetcher } from './version-fetcher';
+import type { FetchExpectations, FetchOptions, VersionFetcher } from './version-fetcher';
 import { WorkDeadline } from './work-deadline';
 
 export interface InProcessFetcherEvents {
@@ -18,6 +18,12 @@ export interface InProcessFetcherEvents {
   fetchFailed?(module: string, version: string, error: ModuleError): void;
   /** A stored version could not be announced to the list/latest provider. */
   observeFailed?(module: string, version: string, error: ModuleError): void;
+  /**
+   * The go.mod of a version's zip is not the go.mod already served for it (the `.mod` answered
+   * before the zip was verified): `zip`, the fetch refused it and stored nothing; `stored`, the
+   * version was stored by a fetch that did not know what this process served.
+   */
+  goModMismatch?(module: string, version: string, found: 'zip' | 'stored'): void;
 }
 
 export interface InProcessFetcherOptions {
@@ -43,6 +49,8 @@ export class InProcessFetcher implements VersionFetcher {
   private readonly fetchTimeoutMs: number;
   private readonly events: InProcessFetcherEvents;
   private readonly fetches = new SingleFlight<void>();
+  /** The go.mod digest each fetch under way must find in its zip, when one was served already. */
+  private readonly expectedGoMods = new Map<string, string>();
 
   constructor(options: InProcessFetcherOptions) {
     this.storage = options.storage;
@@ -57,17 +65,33 @@ export class InProcessFetcher implements VersionFetcher {
     return this.fetches.size;
   }
 
-  fetch(module: string, version: string, options: CallOptions = {}): Promise<void> {
-    return waitFor(this.start(module, version), options.signal, { op: 'module.fetch', module, version });
+  fetch(module: string, version: string, options: FetchOptions = {}): Promise<void> {
+    return waitFor(this.start(module, version, options), options.signal, {
+      op: 'module.fetch',
+      module,
+      version,
+    });
   }
 
-  async enqueue(module: string, version: string): Promise<void> {
+  async enqueue(module: string, version: string, expectations: FetchExpectations = {}): Promise<void> {
     // Reported through the events; nobody waits for it.
-    this.start(module, version).catch(() => undefined);
+    this.start(module, version, expectations).catch(() => undefined);
   }
 
-  private start(module: string, version: string): Promise<void> {
-    return this.fetches.run(`${module}@${version}`, () => this.fetchAndStore(module, version));
+  private start(module: string, version: string, expectations: FetchExpectations): Promise<void> {
+    const key = `${module}@${version}`;
+    // The first go.mod served is the one every later answer gave (they come from it); a fetch
+    // already under way reads it when it verifies, so joining it late still counts.
+    if (expectations.goModSha256 && !this.expectedGoMods.has(key)) {
+      this.expectedGoMods.set(key, expectations.goModSha256.toLowerCase());
+    }
+    return this.fetches.run(key, async () => {
+      try {
+        await this.fetchAndStore(module, version);
+      } finally {
+        this.expectedGoMods.delete(key);
+      }
+    });
   }
 
   private async fetchAndStore(module: string, version: string): Promise<void> {
@@ -105,6 +129,23 @@ export class InProcessFetcher implements VersionFetcher {
     }
   }
 
+  /**
+   * A zip whose go.mod (or the one a go.mod-less zip stands for) is not the go.mod already served
+   * for the version is refused: clients have that one in their go.sum and module caches.
+   */
+  private checkServedGoMod(goMod: Buffer, module: string, version: string): void {
+    const served = this.expectedGoMods.get(`${module}@${version}`);
+    if (served === undefined) return;
+    const actual = createHash('sha256').update(goMod).digest('hex');
+    if (actual === served) return;
+    this.events.goModMismatch?.(module, version, 'zip');
+    throw errors.badGateway(
+      'module.verify',
+      `upstream's zip of ${module}@${version} has a go.mod other than the one already served for it; nothing was stored`,
+      { module, version, detail: `served go.mod SHA-256 ${served}, the zip's ${actual}` },
+    );
+  }
+
   /** Nothing is stored that breaks the module zip rules or disagrees with itself. */
   private async verify(
     fetched: FetchedVersion,
@@ -125,6 +166,7 @@ export class InProcessFetcher implements VersionFetcher {
     }
     try {
       const zip = await verifyModuleZip(fetched.zipPath, module, version, { signal });
+      this.checkServedGoMod(zip.goMod ?? synthesizedGoMod(module), module, version);
       verifyGoModMatches(zip.goMod, fetched.mod, module, version);
     } catch (error) {
       if (isModuleError(error, 'invalid-argument')) {

@@ -5,3 +5,4 @@ export * from './in-process-fetcher';
 export * from './download-policy';
 export * from './redirect-to-upstream';
 export * from './module-feeds';
+export * from './early-files';

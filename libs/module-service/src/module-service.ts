@@ -14,7 +14,8 @@ import { InProcessFetcher, type InProcessFetcherEvents } from './in-process-fetc
 import { parseInfo, sharedWorkError } from './module-errors';
 import { RedirectToUpstream } from './redirect-to-upstream';
 import { SingleFlight, waitFor } from './single-flight';
-import type { VersionFetcher } from './version-fetcher';
+import { EarlyFiles } from './early-files';
+import type { FetchOptions, VersionFetcher } from './version-fetcher';
 import { WorkDeadline } from './work-deadline';
 
 export type { DownloadMode } from './download-policy';
@@ -31,6 +32,11 @@ export interface ModuleServiceEvents extends InProcessFetcherEvents {
 export interface ReadOptions extends CallOptions {
   /** Told when the version was not stored and this call had it fetched (or waited for its fetch). */
   onFetched?(): void;
+  /**
+   * Told when the answer is an `.info` or `.mod` from upstream alone, served before the
+   * version's zip was verified (see {@link EarlyFiles}): no cache should keep it for good.
+   */
+  onUnverified?(): void;
 }
 
 export interface ModuleServiceOptions {
@@ -85,6 +91,7 @@ export class ModuleService {
   private readonly events: ModuleServiceEvents;
   private readonly queries = new SingleFlight<Buffer>();
   private readonly resolvedQueries = new ExpiringMap<Buffer>(QUERY_CACHE_ENTRIES);
+  private readonly early: EarlyFiles;
 
   constructor(options: ModuleServiceOptions) {
     this.storage = options.storage;
@@ -105,6 +112,18 @@ export class ModuleService {
         fetchTimeoutMs: this.fetchTimeoutMs,
         events: this.events,
       });
+    this.early = new EarlyFiles({
+      upstream: this.upstream,
+      fetcher: this.fetcher,
+      storage: this.storage,
+      fetchTimeoutMs: this.fetchTimeoutMs,
+      events: this.events,
+    });
+  }
+
+  /** Resolves once the background fetch behind an early `.info` or `.mod` answer (if any) has ended. */
+  fetchBehindEarlyAnswer(module: string, version: string): Promise<void> {
+    return this.early.settled(module, version);
   }
 
   /** The mode of modules no download rule names. */
@@ -147,7 +166,7 @@ export class ModuleService {
   ): Promise<{ info: Buffer; immutable: boolean }> {
     this.admit('module.info', module, versionOrQuery);
     if (isCanonicalVersion(versionOrQuery)) {
-      const info = await this.readStored(module, versionOrQuery, options, () =>
+      const info = await this.readFile('info', module, versionOrQuery, options, () =>
         this.storage.info(module, versionOrQuery, options),
       );
       return { info, immutable: true };
@@ -186,7 +205,7 @@ export class ModuleService {
   async mod(module: string, version: string, options: ReadOptions = {}): Promise<Buffer> {
     this.admit('module.mod', module, version);
     validateVersion(module, version, 'module.mod');
-    return this.readStored(module, version, options, () => this.storage.mod(module, version, options));
+    return this.readFile('mod', module, version, options, () => this.storage.mod(module, version, options));
   }
 
   async zip(module: string, version: string, options: ReadOptions = {}): Promise<ZipContent> {
@@ -199,7 +218,7 @@ export class ModuleService {
    * Makes sure a canonical version is stored, fetching it as the download mode says (once for
    * all concurrent callers).
    */
-  async ensureStored(module: string, version: string, options: CallOptions = {}): Promise<void> {
+  async ensureStored(module: string, version: string, options: FetchOptions = {}): Promise<void> {
     this.admit('module.fetch', module, version);
     validateVersion(module, version, 'module.fetch');
     if (await this.storage.exists(module, version, options)) return;
@@ -244,14 +263,15 @@ export class ModuleService {
   }
 
   /** A version storage does not hold: fetched (or not, or redirected) as the download mode says. */
-  private async fetchMissing(module: string, version: string, options: CallOptions): Promise<void> {
+  private async fetchMissing(module: string, version: string, options: FetchOptions): Promise<void> {
     const { mode, redirectUrl } = this.policy.decide(module);
     if (mode === 'none') {
       throw errors.notFound('module.fetch', `${module}@${version} is not stored`, { module, version });
     }
     this.events.requested?.(module);
     if (mode === 'async' || mode === 'async_redirect') {
-      this.fetcher.enqueue(module, version).catch((error: unknown) => {
+      const expectations = options.goModSha256 ? { goModSha256: options.goModSha256 } : {};
+      this.fetcher.enqueue(module, version, expectations).catch((error: unknown) => {
         this.events.fetchFailed?.(module, version, sharedWorkError(error, 'module.fetch', module, version));
       });
     }
@@ -263,6 +283,38 @@ export class ModuleService {
       });
     }
     await this.fetcher.fetch(module, version, options);
+  }
+
+  /**
+   * An `.info` or `.mod` from storage; on a miss that the download mode lets fetch, from
+   * upstream alone when it can give it (the zip follows in the background, see
+   * {@link EarlyFiles}), otherwise after fetching the whole version.
+   */
+  private async readFile(
+    file: 'info' | 'mod',
+    module: string,
+    version: string,
+    options: ReadOptions,
+    read: () => Promise<Buffer>,
+  ): Promise<Buffer> {
+    try {
+      return await read();
+    } catch (error) {
+      if (!isModuleError(error, 'not-found')) throw error;
+    }
+    const { mode } = this.policy.decide(module);
+    if (mode === 'sync' || mode === 'async') {
+      const early = await this.early.read(module, version, file, options.signal);
+      if (early !== undefined) {
+        this.events.requested?.(module);
+        options.onFetched?.();
+        options.onUnverified?.();
+        return early;
+      }
+    }
+    await this.fetchMissing(module, version, options);
+    options.onFetched?.();
+    return read();
   }
 
   /**

@@ -41,6 +41,12 @@ export interface FetchRequestOptions {
   traceContext?: TraceContext;
   /** When the version was first asked for. Default: now. */
   requestedAt?: Date;
+  /**
+   * Hex SHA-256 of the go.mod already served for this version before its zip was verified: the
+   * worker stores nothing whose zip has another. Only the job's first add carries it (a job
+   * already queued keeps its own). Default: none.
+   */
+  goModSha256?: string;
 }
 
 export interface FetchWaitOptions extends FetchRequestOptions {
@@ -119,6 +125,7 @@ export class FetchQueue {
         module,
         version,
         requestedAt: options.requestedAt ?? new Date(),
+        goModSha256: options.goModSha256 ?? '',
         traceContext,
       });
       try {

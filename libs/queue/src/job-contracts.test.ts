@@ -12,6 +12,7 @@ describe('job contracts', () => {
       module: 'example.test/Mixed/lib',
       version: 'v1.2.0-pre',
       requestedAt: new Date('2026-01-02T03:04:05.000Z'),
+      goModSha256: '',
       traceContext: { traceparent },
     };
     const data = JSON.parse(JSON.stringify(jobContracts.FetchVersion.encode(fetch)));
@@ -71,8 +72,25 @@ describe('job contracts', () => {
       /reason/,
     );
     expect(() =>
-      jobContracts.FetchVersion.encode({ module: 'example.test/a', version: 'latest', traceContext: {} }),
+      jobContracts.FetchVersion.encode({
+        module: 'example.test/a',
+        version: 'latest',
+        goModSha256: '',
+        traceContext: {},
+      }),
     ).toThrow(/not a canonical semantic version/);
+    const served = { module: 'example.test/a', version: 'v1.0.0', traceContext: {} };
+    // The go.mod digest a producer served travels with the job, and only as 64 hex digits.
+    const digest = 'ab'.repeat(32);
+    const data = JSON.parse(
+      JSON.stringify(jobContracts.FetchVersion.encode({ ...served, goModSha256: digest })),
+    );
+    expect(data).toMatchObject({ goModSha256: digest });
+    expect(jobContracts.FetchVersion.decode(data).goModSha256).toBe(digest);
+    for (const bad of ['AB'.repeat(32), 'ab', `${digest}0`]) {
+      expect(() => jobContracts.FetchVersion.encode({ ...served, goModSha256: bad })).toThrow(/goModSha256/);
+      expect(() => jobContracts.FetchVersion.decode({ ...served, goModSha256: bad })).toThrow(/goModSha256/);
+    }
   });
 
   it('name a fetch job by module@version, which BullMQ accepts as a custom id (no ":", never an integer)', () => {

@@ -99,6 +99,16 @@ export const jobContracts: { [N in JobName]: JobContract<N> } = {
     if (message.requestedAt !== undefined && Number.isNaN(message.requestedAt.getTime())) {
       throw errors.invalidArgument(OP, 'FetchVersion job has an invalid requestedAt');
     }
+    if (message.goModSha256 !== '' && !/^[0-9a-f]{64}$/.test(message.goModSha256)) {
+      throw errors.invalidArgument(
+        OP,
+        'FetchVersion job has a goModSha256 that is not 64 lower-case hex digits',
+        {
+          module: message.module,
+          version: message.version,
+        },
+      );
+    }
     checkTraceContext('FetchVersion', message.traceContext);
   }),
   CrawlModule: contract('CrawlModule', CRAWL_QUEUE, jobsV1.CrawlModule, (message) => {

@@ -60,7 +60,8 @@ describe('JobWorker (real Redis)', () => {
   const addFetch = (version: string, data?: unknown, attempts = 3) =>
     queue.add(
       'FetchVersion',
-      data ?? jobContracts.FetchVersion.encode({ module: MODULE, version, traceContext: {} }),
+      data ??
+        jobContracts.FetchVersion.encode({ module: MODULE, version, goModSha256: '', traceContext: {} }),
       { jobId: `${MODULE}@${version}`, attempts, backoff: { type: 'fixed', delay: 10 } },
     );
 
@@ -97,7 +98,7 @@ describe('JobWorker (real Redis)', () => {
     const outcome = ended(`${MODULE}@v1.0.0`);
     await addFetch('v1.0.0');
     expect(await outcome).toEqual({ state: 'completed', returnvalue: { result: 'fetched' } });
-    expect(seen).toEqual([{ module: MODULE, version: 'v1.0.0', traceContext: {} }]);
+    expect(seen).toEqual([{ module: MODULE, version: 'v1.0.0', goModSha256: '', traceContext: {} }]);
   });
 
   it('fails an invalid payload at once, without retries and without calling the handler', async () => {

@@ -78,6 +78,12 @@ export interface FetchVersion {
   requestedAt?:
     | Date
     | undefined;
+  /**
+   * Hex SHA-256 of the go.mod a producer already served for this version before its zip was
+   * verified (a `.mod` answered from upstream alone); empty when none was. The worker stores
+   * nothing whose zip has another go.mod.
+   */
+  goModSha256: string;
   /** W3C trace context of the producer (`traceparent`, `tracestate`). */
   traceContext: { [key: string]: string };
 }
@@ -122,7 +128,7 @@ export interface RefreshList_TraceContextEntry {
 }
 
 function createBaseFetchVersion(): FetchVersion {
-  return { module: "", version: "", requestedAt: undefined, traceContext: {} };
+  return { module: "", version: "", requestedAt: undefined, goModSha256: "", traceContext: {} };
 }
 
 export const FetchVersion: MessageFns<FetchVersion> = {
@@ -135,6 +141,9 @@ export const FetchVersion: MessageFns<FetchVersion> = {
     }
     if (message.requestedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.requestedAt), writer.uint32(26).fork()).join();
+    }
+    if (message.goModSha256 !== "") {
+      writer.uint32(34).string(message.goModSha256);
     }
     globalThis.Object.entries(message.traceContext).forEach(([key, value]: [string, string]) => {
       FetchVersion_TraceContextEntry.encode({ key: key as any, value }, writer.uint32(122).fork()).join();
@@ -179,6 +188,14 @@ export const FetchVersion: MessageFns<FetchVersion> = {
             message.requestedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.goModSha256 = reader.string();
+            continue;
+          }
           case 15: {
             if (tag !== 122) {
               break;
@@ -211,6 +228,11 @@ export const FetchVersion: MessageFns<FetchVersion> = {
         : isSet(object.requested_at)
         ? fromJsonTimestamp(object.requested_at)
         : undefined,
+      goModSha256: isSet(object.goModSha256)
+        ? globalThis.String(object.goModSha256)
+        : isSet(object.go_mod_sha256)
+        ? globalThis.String(object.go_mod_sha256)
+        : "",
       traceContext: isObject(object.traceContext)
         ? (globalThis.Object.entries(object.traceContext) as [string, any][]).reduce(
           (acc: { [key: string]: string }, [key, value]: [string, any]) => {
@@ -252,6 +274,9 @@ export const FetchVersion: MessageFns<FetchVersion> = {
     if (message.requestedAt !== undefined) {
       obj.requestedAt = message.requestedAt.toISOString();
     }
+    if (message.goModSha256 !== "") {
+      obj.goModSha256 = message.goModSha256;
+    }
     if (message.traceContext) {
       const entries = globalThis.Object.entries(message.traceContext) as [string, string][];
       if (entries.length > 0) {
@@ -272,6 +297,7 @@ export const FetchVersion: MessageFns<FetchVersion> = {
     message.module = object.module ?? "";
     message.version = object.version ?? "";
     message.requestedAt = object.requestedAt ?? undefined;
+    message.goModSha256 = object.goModSha256 ?? "";
     message.traceContext = (globalThis.Object.entries(object.traceContext ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
         if (value !== undefined) {
