@@ -107,11 +107,16 @@ describe('the proxy process', () => {
     [{ WORKERS: 'many' }, /WORKERS: must be a whole number of processes from 1 to 256, or 0\/auto/],
     [{ WORKERS: '300' }, /WORKERS: must be a whole number of processes from 1 to 256/],
     [{ WORKERS: '2', STORAGE_TYPE: 'memory' }, /WORKERS: must be 1 \(or auto\) with STORAGE_TYPE=memory/],
+    [
+      { UPSTREAM_AUTHORIZATION: 'Bearer s3cret-token\r\nX-Injected: yes' },
+      /UPSTREAM_AUTHORIZATION: must be a valid HTTP header value/,
+    ],
   ])('refuses to start on a wrong value and names the variable: %o', async (env, message) => {
     const proxy = run({ STORAGE_DIR: storageDir, ...env });
     const [code] = await once(proxy.child, 'exit');
     expect(code).toBe(2);
     expect(proxy.stderr()).toMatch(message);
     expect(proxy.stdout()).not.toContain('GOPROXY=');
+    expect(proxy.stdout() + proxy.stderr()).not.toContain('s3cret');
   });
 });

@@ -10,6 +10,7 @@ import {
 } from '@modproxy/config';
 import { MAX_ZIP_FILE } from '@modproxy/modzip';
 import { isLoopbackHost } from '@modproxy/storage-grpc';
+import { mongodbUriProblem } from './mongodb-uri-check';
 
 /** Every variable the storage service reads; README.md documents each one. */
 export const storageConfigSchema = z
@@ -54,13 +55,9 @@ export const storageConfigSchema = z
         message: 'is required when STORAGE_BACKEND=mongo',
       });
     }
-    if (config.MONGODB_URI && !/^mongodb(\+srv)?:\/\//.test(config.MONGODB_URI)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['MONGODB_URI'],
-        message: 'must start with mongodb:// or mongodb+srv://',
-      });
-    }
+    // What the driver would refuse at connect time is refused here, naming the variable.
+    const uriProblem = config.MONGODB_URI ? mongodbUriProblem(config.MONGODB_URI) : undefined;
+    if (uriProblem) ctx.addIssue({ code: 'custom', path: ['MONGODB_URI'], message: uriProblem });
     if (!config.STORAGE_TOKEN && !config.GRPC_ALLOW_UNAUTHENTICATED && !isLoopbackHost(config.GRPC_HOST)) {
       ctx.addIssue({
         code: 'custom',

@@ -6,6 +6,14 @@ import type { UpstreamCallListener } from './observed-upstream';
 import { parseGoproxyList } from './parse-goproxy';
 import type { UpstreamChain } from './upstream-chain';
 
+/**
+ * What node:http sends in a header value (tab, visible ASCII, space, obs-text; RFC 9110
+ * field-value), without the leading or trailing whitespace a header value never has.
+ */
+function isHeaderValue(value: string): boolean {
+  return /^[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?$/.test(value);
+}
+
 /** GOPRIVATE-style module patterns: comma-separated globs matched against leading path elements. */
 const modulePatterns = () =>
   z
@@ -37,7 +45,19 @@ export const upstreamConfigShape = {
       }
     }),
   UPSTREAM_TIMEOUT_MS: durationMs(30_000),
-  UPSTREAM_AUTHORIZATION: z.string().optional(),
+  /** Sent as is in a header: a character a header cannot carry (CR, LF: a second header) is refused. */
+  UPSTREAM_AUTHORIZATION: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      if (value !== undefined && !isHeaderValue(value))
+        ctx.addIssue({
+          code: 'custom',
+          // Never the value (a secret), nor where the character sits in it.
+          message:
+            'must be a valid HTTP header value: no control characters (CR, LF, NUL, …) other than tab, no characters beyond Latin-1, no leading or trailing space',
+        });
+    }),
   GO_BINARY: z.string().min(1).default('go'),
   GO_CONCURRENCY: positiveInt(4),
   /** Go commands at once for one VCS host (a module path's first element); default GO_CONCURRENCY - 1, at least 1. */
