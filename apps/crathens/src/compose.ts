@@ -116,6 +116,7 @@ export async function composeCrathens(
     url: config.STORAGE_GRPC_URL ?? '',
     ...(config.STORAGE_TOKEN ? { token: config.STORAGE_TOKEN } : {}),
     tls: tlsOf(config.STORAGE_TLS, config.STORAGE_TLS_CA_FILE),
+    ...(config.GO_WORK_DIR ? { zipSpoolDir: config.GO_WORK_DIR } : {}),
   });
   const upstream =
     overrides.upstream ??

@@ -235,6 +235,7 @@ async function createStorage(config: LathensConfig): Promise<ModuleStorage | und
             ? { ...(config.STORAGE_TLS_CA_FILE ? { ca: readFileSync(config.STORAGE_TLS_CA_FILE) } : {}) }
             : false,
         deadlineMs: config.UPSTREAM_TIMEOUT_MS,
+        ...(config.GO_WORK_DIR ? { zipSpoolDir: config.GO_WORK_DIR } : {}),
       });
     case 'none':
       return undefined;

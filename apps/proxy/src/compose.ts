@@ -425,6 +425,8 @@ export async function createStorage(config: ProxyConfig): Promise<ModuleStorage>
           config.STORAGE_TLS || config.STORAGE_TLS_CA_FILE
             ? { ...(config.STORAGE_TLS_CA_FILE ? { ca: readFileSync(config.STORAGE_TLS_CA_FILE) } : {}) }
             : false,
+        // Zips shared by concurrent readers are spooled where fetches write, not to /tmp (memory in containers).
+        ...(config.GO_WORK_DIR ? { zipSpoolDir: config.GO_WORK_DIR } : {}),
       });
   }
 }

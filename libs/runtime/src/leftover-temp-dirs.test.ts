@@ -89,9 +89,9 @@ describe('removeLeftoverTempDirs', () => {
     expect(fetchTempDirs(undefined, 300_000)).toEqual([
       { dir: tmpdir(), prefixes: ['modproxy-direct-', 'goproxy-fetch-'], olderThanMs: HOUR },
     ]);
+    // With GO_WORK_DIR, every fetch's temp files are there, upstream proxies' zips too.
     expect(fetchTempDirs('/var/go-work', 300_000)).toEqual([
-      { dir: '/var/go-work', prefixes: ['modproxy-direct-'], olderThanMs: HOUR },
-      { dir: tmpdir(), prefixes: ['goproxy-fetch-'], olderThanMs: HOUR },
+      { dir: '/var/go-work', prefixes: ['modproxy-direct-', 'goproxy-fetch-'], olderThanMs: HOUR },
     ]);
   });
 });

@@ -85,19 +85,18 @@ export function leftoverFetchDirAgeMs(longestFetchDeadlineMs: number): number {
   return Math.max(2 * longestFetchDeadlineMs, 3_600_000);
 }
 
-/** The temp directories libs/upstream makes for fetches: the go command's GOPATHs, upstream zips. */
+/**
+ * The temp directories libs/upstream makes for fetches, the go command's GOPATHs and upstream
+ * proxies' zips: both in GO_WORK_DIR when it is set (createUpstreamFromConfig puts them there),
+ * else in the OS temp dir.
+ */
 export function fetchTempDirs(
   goWorkDir: string | undefined,
   longestFetchDeadlineMs: number,
 ): LeftoverTempDirsOptions[] {
   const olderThanMs = leftoverFetchDirAgeMs(longestFetchDeadlineMs);
-  const tmp = tmpdir();
-  const goDir = goWorkDir === undefined || goWorkDir === '' ? tmp : resolve(goWorkDir);
-  if (goDir === tmp) return [{ dir: tmp, prefixes: ['modproxy-direct-', 'goproxy-fetch-'], olderThanMs }];
-  return [
-    { dir: goDir, prefixes: ['modproxy-direct-'], olderThanMs },
-    { dir: tmp, prefixes: ['goproxy-fetch-'], olderThanMs },
-  ];
+  const dir = goWorkDir === undefined || goWorkDir === '' ? tmpdir() : resolve(goWorkDir);
+  return [{ dir, prefixes: ['modproxy-direct-', 'goproxy-fetch-'], olderThanMs }];
 }
 
 export interface TempDirSweeps {

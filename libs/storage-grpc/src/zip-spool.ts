@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -20,8 +20,9 @@ export class ZipSpool {
 
   private constructor(private readonly file: FileHandle) {}
 
-  /** A new spool in `dir` (default: the OS temp dir). */
+  /** A new spool in `dir` (default: the OS temp dir), made if it is not there yet. */
   static async create(dir: string = tmpdir()): Promise<ZipSpool> {
+    await mkdir(dir, { recursive: true });
     const path = join(dir, `modproxy-zip-spool-${randomBytes(8).toString('hex')}`);
     const file = await open(path, 'wx+', 0o600);
     await unlink(path).catch(() => undefined);

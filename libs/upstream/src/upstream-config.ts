@@ -72,6 +72,10 @@ export const upstreamConfigShape = {
     .int('must be a whole number')
     .min(0, 'must be 0 or more')
     .default(128),
+  /**
+   * Where fetches keep their temp files (the go command's GOPATHs, upstream proxies' zips) and
+   * the storage client spools zips shared by concurrent readers. Default: the OS temp dir.
+   */
   GO_WORK_DIR: z.string().optional(),
   NETRC_PATH: z.string().optional(),
   GOSUMDB: z.string().optional(),
@@ -138,6 +142,8 @@ export function createUpstreamFromConfig(
     goproxy: {
       timeoutMs: config.UPSTREAM_TIMEOUT_MS,
       zipTimeoutMs: options.fetchTimeoutMs,
+      // One work directory for every fetch's temp files (the start-up sweep looks there).
+      ...(config.GO_WORK_DIR ? { tempDir: config.GO_WORK_DIR } : {}),
       ...(config.UPSTREAM_AUTHORIZATION ? { headers: { authorization: config.UPSTREAM_AUTHORIZATION } } : {}),
     },
     moduleFilter: moduleFilterFromConfig(config),
