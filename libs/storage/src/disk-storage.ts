@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import {
-  createReadStream,
   createWriteStream,
   fstat,
   open as openFd,
@@ -21,6 +20,7 @@ import {
   unescapeVersion,
 } from '@modproxy/gomod';
 import { DiskWorkArea, type DiskWorkAreaOptions, errnoCode } from './disk-work-area';
+import { DiskZipStream } from './disk-zip-stream';
 import { compareCatalogEntries, pageOfSorted, parseCatalogOptions } from './catalog-paging';
 import { compareIndexEntries, pageOfSortedIndex, parseIndexOptions } from './index-paging';
 import type {
@@ -141,8 +141,8 @@ export class DiskStorage implements ModuleStorage {
         if (complete.status === 'rejected') throw complete.reason;
         if (!isFile) throw notStored(op, refs);
         throwIfAborted(op, options.signal, refs);
-        // An fd stream (not a FileHandle's): plain callbacks per read, large reads.
-        const stream = createReadStream('', { fd, highWaterMark: ZIP_READ_BYTES });
+        // Plain callbacks per read, large reads, chunks reused once the consumer gives them back.
+        const stream = new DiskZipStream(fd, size, ZIP_READ_BYTES);
         if (options.signal) addAbortSignal(options.signal, stream);
         return { size, stream };
       } catch (error) {

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { Counter, type Logger, type Registry } from '@modproxy/observability';
-import type { ZipContent } from '@modproxy/storage';
+import { isRecyclingReadable, type ZipContent } from '@modproxy/storage';
 
 export interface ZipDownloadsOptions {
   logger: Logger;
@@ -38,15 +38,23 @@ export class ZipDownloads {
    * A pump of its own rather than `pipeline`: pipeline would destroy the response on a failure
    * before the first byte, when a status can still be sent, and a Transform to count bytes is a
    * stream hop per chunk. Backpressure: the zip pauses whenever the socket's buffer is full and
-   * resumes on `drain`, so a slow client holds about one read (ZIP_READ_BYTES) in memory.
+   * resumes on `drain`, so a slow client holds about one read (ZIP_READ_BYTES) in memory; a disk
+   * zip gets its chunks back once written (RecyclingReadable), so a fast one allocates nothing.
    */
   send(res: ServerResponse, zip: ZipContent, module: string, version: string): Promise<void> {
     const source = zip.stream;
+    // Chunks the socket has written go back to a stream that reads into them again.
+    const recycling = isRecyclingReadable(source) ? source : undefined;
     return new Promise<void>((resolve, reject) => {
       let sent = 0;
       const onData = (chunk: Buffer) => {
         sent += chunk.length;
-        if (!res.write(chunk)) source.pause();
+        const written = recycling
+          ? res.write(chunk, (error) => {
+              if (!error) recycling.recycle(chunk);
+            })
+          : res.write(chunk);
+        if (!written) source.pause();
       };
       const onDrain = () => source.resume();
       const onEnd = () => res.end();
