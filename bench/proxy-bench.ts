@@ -1,87 +1,123 @@
 /**
- * Warm GOPROXY throughput and latency: `.info`, `.mod`, and `.zip` (1 MiB and 50 MiB) through
- * the proxy (built bundle, disk storage, no upstream) and through a plain static file server over
- * the same files (the ceiling), at several connection counts; then the peak RSS of each server.
+ * Warm GOPROXY requests through ours beside the ceilings, in one run over the same files:
+ * nginx (Debian's nginx-light, sendfile) serving them as a static GOPROXY tree, a bare
+ * node:http server answering them from memory (the Node ceiling, as many processes as ours),
+ * the proxy (built bundle with its tracing entry, disk storage) with each `--workers` count, and
+ * any proxy given with `--compare`. Every figure is also given as a share of nginx's.
  *
- *   npm run bench:proxy -- [--duration 10] [--connections 1,16,64] [--static-port 0]
- *                          [--compare http://127.0.0.1:3001]
+ *   npm run bench:proxy -- [--duration 6] [--connections 64] [--workers 1,2] [--compare URL]
+ *                          [--static-port 0] [--rss-clients 16] [--rss-mib 200] [--no-rss]
+ *                          [--only info,mod,zip,bigzip,list,latest] [--cpu-prof DIR]
+ *                          [--node-options '--max-semi-space-size=4']
  *
- * The load generator is wrk when installed (`apt-get install wrk`), else autocannon, which is
- * itself the bottleneck for large zips. `--compare` puts another proxy beside ours: give it the static server as its upstream (start
- * it with GOPROXY/upstream http://127.0.0.1:<--static-port>) and it is warmed with one request
- * per file before it is measured.
+ * wrk is the load generator (`apt-get install wrk`; installed here when missing and run as
+ * root). `--compare` proxies should use nginx (`--static-port`) as their upstream; each is
+ * warmed with one request per file first. The RSS cell pulls a `--rss-mib` zip with
+ * `--rss-clients` connections and reports each process's peak resident set during it.
+ * `--cpu-prof DIR` runs the proxy under `node --cpu-prof` (profiles written at shutdown);
+ * `--node-options` is the proxy's NODE_OPTIONS (V8 flags to try).
  */
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, join, normalize } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { DiskStorage } from '@modproxy/storage';
-import { startAppProcess } from '@modproxy/testing';
-import {
-  hasWrk,
-  load,
-  loadWithWrk,
-  type LoadResult,
-  parseArgs,
-  peakRssMiB,
-  printTable,
-} from './bench-support';
+import { type AppProcess, startAppProcess } from '@modproxy/testing';
+import { bundleBenchApp, loadWithWrk, type LoadResult, parseArgs, printTable } from './bench-support';
+import { childPids, ensureDebianPackage, ensureNginx, startNginx } from './nginx-server';
 
 const root = join(dirname(process.argv[1] ?? '.'), '..', '..');
 const args = parseArgs(process.argv.slice(2));
 
 if (args.has('help')) {
   process.stdout.write(
-    'usage: npm run bench:proxy -- [--duration 10] [--connections 1,16,64] [--static-port 0] [--compare URL] [--loader wrk|autocannon]\n',
+    'usage: npm run bench:proxy -- [--duration 6] [--connections 64] [--workers 1,2] [--compare URL] [--static-port 0] [--rss-clients 16] [--rss-mib 200] [--no-rss] [--only info,mod,zip,bigzip,list,latest] [--cpu-prof DIR]\n',
   );
-} else if (args.has('serve-static')) {
-  serveStatic(args.get('serve-static') ?? '.', Number(args.get('port') ?? 0));
+} else if (args.has('serve-memory')) {
+  serveFromMemory(args.get('serve-memory') ?? '.', Number(args.get('processes') ?? 1));
 } else {
   await main();
 }
 
-/** The ceiling: files straight from disk, with Content-Length, nothing else. */
-function serveStatic(dir: string, port: number): void {
-  const server = createServer(async (req, res) => {
-    const path = normalize(join(dir, decodeURIComponent((req.url ?? '/').split('?')[0] ?? '/')));
-    if (!path.startsWith(dir)) return void res.writeHead(400).end();
-    try {
-      const info = await stat(path);
-      res.writeHead(200, { 'Content-Length': info.size });
-      createReadStream(path).pipe(res);
-    } catch {
-      res.writeHead(404).end('not found\n');
+/** The Node ceiling: every file of the tree in memory, answered by exact path, nothing else. */
+function serveFromMemory(dir: string, processes: number): void {
+  if (processes > 1 && cluster.isPrimary) {
+    for (let i = 0; i < processes; i++) cluster.fork();
+    let listening = 0;
+    cluster.on('listening', (_worker, address) => {
+      if (++listening === processes) process.stdout.write(`memory listening on ${address.port}\n`);
+    });
+    process.on('SIGTERM', () => {
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+      process.exit(0);
+    });
+    return;
+  }
+  const files = new Map<string, Buffer>();
+  const walk = (current: string) => {
+    for (const entry of spawnSync('find', [current, '-type', 'f'], { encoding: 'utf8' }).stdout.split('\n')) {
+      if (entry === '' || entry.includes('huge')) continue;
+      files.set(`/${relative(dir, entry)}`, readFileSync(entry));
     }
+  };
+  walk(dir);
+  const server = createServer((req, res) => {
+    const body = files.get(req.url ?? '');
+    if (!body) return void res.writeHead(404).end('not found\n');
+    res.writeHead(200, { 'Content-Length': body.length });
+    res.end(body);
   });
-  server.listen(port, '127.0.0.1', () => {
+  server.listen(Number(process.env['BENCH_PORT'] ?? 0), '127.0.0.1', () => {
     const address = server.address();
-    process.stdout.write(
-      `static listening on ${typeof address === 'object' && address ? address.port : port}\n`,
-    );
+    if (cluster.isPrimary)
+      process.stdout.write(
+        `memory listening on ${typeof address === 'object' && address ? address.port : 0}\n`,
+      );
   });
   process.on('SIGTERM', () => server.close(() => process.exit(0)));
 }
 
-interface BenchFile {
+interface Cell {
+  key: string;
   endpoint: string;
   path: string;
+  /** Compared by MB/s rather than req/s. */
+  throughput?: boolean;
 }
 
-async function prepare(work: string): Promise<BenchFile[]> {
+/** A realistic `.info`: what proxy.golang.org serves for a tagged version (187 bytes). */
+function infoOf(version: string): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      Version: version,
+      Time: '2024-01-01T00:00:00Z',
+      Origin: {
+        VCS: 'git',
+        URL: 'https://github.com/bench/x',
+        Hash: '0123456789abcdef0123456789abcdef01234567',
+      },
+    }).slice(0, 187),
+  );
+}
+
+async function prepare(work: string, rssMiB: number, withRss: boolean): Promise<Cell[]> {
   const storage = await DiskStorage.open({ root: join(work, 'storage') });
-  const files: BenchFile[] = [];
-  for (const [name, size] of [
-    ['small', 1024 * 1024],
-    ['large', 50 * 1024 * 1024],
-  ] as const) {
-    const module = `bench.test/${name}`;
+  const versions: Array<[string, number]> = [
+    ['bench.test/small', 32 * 1024],
+    ['bench.test/large', 36 * 1024 * 1024],
+  ];
+  if (withRss) versions.push(['bench.test/huge', rssMiB * 1024 * 1024]);
+  for (const [module, size] of versions) {
     const version = 'v1.0.0';
-    const info = Buffer.from(JSON.stringify({ Version: version, Time: '2024-01-01T00:00:00Z' }));
-    const mod = Buffer.from(`module ${module}\n\ngo 1.21\n`);
+    const info = infoOf(version);
+    const mod = Buffer.from(
+      `module ${module}\n\ngo 1.21\n\nrequire (\n\tgolang.org/x/mod v0.17.0\n\tgolang.org/x/sync v0.7.0\n)\n`,
+    );
     const zip = randomBytes(size);
     await storage.save({ module, version, info, mod, zip: Readable.from([zip]) });
     const dir = join(work, 'static', module, '@v');
@@ -89,88 +125,256 @@ async function prepare(work: string): Promise<BenchFile[]> {
     await writeFile(join(dir, `${version}.info`), info);
     await writeFile(join(dir, `${version}.mod`), mod);
     await writeFile(join(dir, `${version}.zip`), zip);
-    if (name === 'small') {
-      files.push({ endpoint: '.info', path: `/${module}/@v/${version}.info` });
-      files.push({ endpoint: '.mod', path: `/${module}/@v/${version}.mod` });
-      files.push({ endpoint: '.zip 1 MiB', path: `/${module}/@v/${version}.zip` });
-    } else {
-      files.push({ endpoint: '.zip 50 MiB', path: `/${module}/@v/${version}.zip` });
-    }
   }
   await storage.close();
-  return files;
+  const small = '/bench.test/small';
+  return [
+    { key: 'info', endpoint: '.info', path: `${small}/@v/v1.0.0.info` },
+    { key: 'mod', endpoint: '.mod', path: `${small}/@v/v1.0.0.mod` },
+    { key: 'zip', endpoint: '.zip 32 KiB', path: `${small}/@v/v1.0.0.zip` },
+    { key: 'bigzip', endpoint: '.zip 36 MiB', path: '/bench.test/large/@v/v1.0.0.zip', throughput: true },
+    { key: 'list', endpoint: '/@v/list', path: `${small}/@v/list` },
+    { key: 'latest', endpoint: '/@latest', path: `${small}/@latest` },
+  ];
+}
+
+interface Target {
+  name: string;
+  url: string;
+  /** The processes that serve (a cluster's primary and workers, nginx's master and workers). */
+  pids: () => number[];
+}
+
+function processTree(pid: number | undefined): () => number[] {
+  return () => (pid ? [pid, ...childPids(pid)] : []);
+}
+
+/** Peak RSS (VmHWM) since the last reset, per process, in MiB. */
+function peaks(pids: number[]): number[] {
+  return pids.map((pid) => {
+    try {
+      const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      return match ? Number(match[1]) / 1024 : Number.NaN;
+    } catch {
+      return Number.NaN;
+    }
+  });
+}
+
+/** Starts each process's peak RSS afresh (Linux: `5` to /proc/<pid>/clear_refs). */
+function resetPeaks(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    } catch {
+      // Not ours to reset (another user's process): its peak is since it started.
+    }
+  }
 }
 
 async function main(): Promise<void> {
-  const duration = Number(args.get('duration') ?? 10);
-  const connections = (args.get('connections') ?? '1,16,64').split(',').map(Number);
-  const work = join(tmpdir(), `modproxy-bench-${process.pid}`);
-  await rm(work, { recursive: true, force: true });
-  const files = await prepare(work);
+  const duration = Number(args.get('duration') ?? 6);
+  const connections = Number(args.get('connections') ?? 64);
+  const workerCounts = (args.get('workers') ?? '1,2').split(',').map(Number);
+  const rssClients = Number(args.get('rss-clients') ?? 16);
+  const rssMiB = Number(args.get('rss-mib') ?? 200);
+  const withRss = !args.has('no-rss');
+  const only = args.get('only')?.split(',');
+  const cpuProf = args.get('cpu-prof');
+  if (!ensureDebianPackage('wrk', 'wrk') || !ensureNginx()) process.exit(2);
 
-  const loader = args.get('loader') ?? (hasWrk() ? 'wrk' : 'autocannon');
-  const drive = loader === 'wrk' ? loadWithWrk : load;
-  execFileSync(process.execPath, [join(root, 'scripts', 'build-app.mjs'), 'proxy'], { stdio: 'inherit' });
-  const env = { PATH: process.env['PATH'] ?? '' };
-  const proxy = await startAppProcess(join(root, 'dist', 'apps', 'proxy', 'main.js'), {
-    env: { ...env, PORT: '0', STORAGE_DIR: join(work, 'storage'), UPSTREAM: 'off', LOG_LEVEL: 'warn' },
-    ready: /export GOPROXY=(\S+)/,
-  });
-  const staticServer = await startAppProcess(process.argv[1] ?? '', {
-    args: ['--serve-static', join(work, 'static'), '--port', args.get('static-port') ?? '0'],
-    env,
-    ready: /static listening on (\d+)/,
-  });
-  const targets: Array<{ name: string; url: string; pid?: number }> = [
-    { name: 'modproxy', url: proxy.match[1] ?? '', pid: proxy.child.pid },
-    {
-      name: 'static files',
-      url: `http://127.0.0.1:${staticServer.match[1] ?? ''}`,
-      pid: staticServer.child.pid,
-    },
-  ];
-  const results: LoadResult[] = [];
-  // An interrupted run still stops the servers it started.
-  const interrupt = () => void Promise.all([proxy.stop(), staticServer.stop()]).then(() => process.exit(130));
+  const work = join(tmpdir(), `modproxy-proxy-bench-${process.pid}`);
+  await rm(work, { recursive: true, force: true });
+  const cells = (await prepare(work, rssMiB, withRss)).filter((cell) => !only || only.includes(cell.key));
+  const main = bundleBenchApp(root, 'proxy', 'proxy');
+  const started: AppProcess[] = [];
+  const stops: Array<() => Promise<unknown>> = [];
+  const stopAll = async () => {
+    for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined);
+  };
+  const interrupt = () => void stopAll().then(() => process.exit(130));
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
+  const results: Array<LoadResult & { processes: number }> = [];
+  const rssRows: Array<Record<string, string | number>> = [];
   try {
+    const staticPort = Number(args.get('static-port') ?? 0) || (await freePort());
+    const nginx = await startNginx(join(work, 'static'), work, staticPort);
+    stops.push(() => nginx.stop());
+    const targets: Target[] = [{ name: 'nginx', url: nginx.url, pids: () => nginx.workerPids() }];
+    const env = { PATH: process.env['PATH'] ?? '', HOME: work };
+    const ours: Target[] = [];
+    for (const workers of workerCounts) {
+      const proxy = await startAppProcess(main, {
+        env: {
+          ...env,
+          PORT: '0',
+          STORAGE_DIR: join(work, 'storage'),
+          UPSTREAM: nginx.url,
+          LOG_LEVEL: 'warn',
+          WORKERS: String(workers),
+          GO_WORK_DIR: work,
+          ...(args.get('node-options') ? { NODE_OPTIONS: args.get('node-options') ?? '' } : {}),
+        },
+        ...(cpuProf
+          ? {
+              nodeArgs: [
+                '--import',
+                join(dirname(main), 'instrument.js'),
+                '--cpu-prof',
+                `--cpu-prof-dir=${join(cpuProf, `workers-${workers}`)}`,
+              ],
+            }
+          : {}),
+        ready: /export GOPROXY=(\S+)/,
+      });
+      started.push(proxy);
+      stops.push(() => proxy.stop(30_000));
+      ours.push({
+        name: `ours, WORKERS=${workers}`,
+        url: proxy.match[1] ?? '',
+        pids: processTree(proxy.child.pid),
+      });
+    }
+    // list and latest as ours answers them, as static files: the same bytes for every server.
+    const first = ours[0];
+    if (first) {
+      for (const suffix of ['@v/list', '@latest']) {
+        const body = Buffer.from(
+          await (await fetch(`${first.url}/bench.test/small/${suffix}`)).arrayBuffer(),
+        );
+        await writeFile(join(work, 'static', 'bench.test', 'small', suffix), body);
+      }
+    }
+    const maxWorkers = Math.max(...workerCounts);
+    const memory = await startAppProcess(process.argv[1] ?? '', {
+      args: ['--serve-memory', join(work, 'static'), '--processes', String(maxWorkers)],
+      env,
+      nodeArgs: ['--enable-source-maps'],
+      ready: /memory listening on (\d+)/,
+    });
+    stops.push(() => memory.stop());
+    const processes = `${maxWorkers} process${maxWorkers > 1 ? 'es' : ''}`;
+    targets.push({
+      name: `node:http from memory (${processes})`,
+      url: `http://127.0.0.1:${memory.match[1] ?? ''}`,
+      pids: processTree(memory.child.pid),
+    });
+    // The same server under the proxy's tracing entry: what OpenTelemetry's HTTP instrumentation
+    // alone costs a request, the ceiling of any instrumented Node server.
+    const traced = await startAppProcess(process.argv[1] ?? '', {
+      args: ['--serve-memory', join(work, 'static'), '--processes', String(maxWorkers)],
+      env: { ...env, OTEL_SERVICE_NAME: 'bench-memory' },
+      nodeArgs: ['--import', join(dirname(main), 'instrument.js'), '--enable-source-maps'],
+      ready: /memory listening on (\d+)/,
+    });
+    stops.push(() => traced.stop());
+    targets.push({
+      name: `node:http from memory + tracing entry (${processes})`,
+      url: `http://127.0.0.1:${traced.match[1] ?? ''}`,
+      pids: processTree(traced.child.pid),
+    });
+    targets.push(...ours);
     const compare = args.get('compare');
     if (compare) {
-      for (const file of files)
-        await fetch(`${compare}${file.path}`).then((response) => response.arrayBuffer());
-      targets.push({ name: `compare ${compare}`, url: compare });
+      for (const cell of cells)
+        await fetch(`${compare}${cell.path}`).then((response) => response.arrayBuffer());
+      targets.push({ name: `compare ${compare}`, url: compare, pids: () => [] });
     }
-    for (const file of files) {
-      for (const count of connections) {
-        for (const target of targets) {
-          process.stderr.write(`${target.name} ${file.endpoint} c=${count}…\n`);
-          results.push(await drive(target.name, file.endpoint, `${target.url}${file.path}`, count, duration));
-        }
+    // Everything warm before measuring (ours: the list cache, the first reads).
+    for (const target of targets)
+      for (const cell of cells)
+        await fetch(`${target.url}${cell.path}`).then((response) => response.arrayBuffer());
+
+    // First, while every process is as it started: what 16 downloads of a large zip cost.
+    if (withRss) {
+      for (const target of targets.filter((t) => t.name !== 'compare' && !t.name.startsWith('compare'))) {
+        if (target.name.startsWith('node:http')) continue;
+        const pids = target.pids();
+        resetPeaks(pids);
+        process.stderr.write(`${target.name} RSS: ${rssClients} clients pulling ${rssMiB} MiB…\n`);
+        const load = await loadWithWrk(
+          target.name,
+          `.zip ${rssMiB} MiB`,
+          `${target.url}/bench.test/huge/@v/v1.0.0.zip`,
+          rssClients,
+          Math.max(duration, 10),
+        );
+        const peak = peaks(pids);
+        rssRows.push({
+          server: target.name,
+          clients: rssClients,
+          'MiB/s': load.mibPerSecond,
+          'zips done': Math.round(load.requestsPerSecond * Math.max(duration, 10)),
+          'peak RSS MiB per process': peak.map((mib) => mib.toFixed(0)).join(' / '),
+          'max MiB': Math.max(...peak),
+        });
+      }
+    }
+    for (const cell of cells) {
+      for (const target of targets) {
+        process.stderr.write(`${target.name} ${cell.endpoint} c=${connections}…\n`);
+        // A 36 MiB zip takes a connection seconds: give the cell time for many of them.
+        const seconds = cell.throughput ? Math.max(duration, 12) : duration;
+        const result = await loadWithWrk(
+          target.name,
+          cell.endpoint,
+          `${target.url}${cell.path}`,
+          connections,
+          seconds,
+        );
+        results.push({ ...result, processes: target.pids().length });
       }
     }
   } finally {
-    const rss = targets
-      .filter((target) => target.pid)
-      .map((target) => ({ server: target.name, 'peak RSS MiB': peakRssMiB(target.pid ?? 0) }));
-    await proxy.stop();
-    await staticServer.stop();
+    await stopAll();
     await rm(work, { recursive: true, force: true });
-    process.stdout.write(`\nWarm GOPROXY requests, ${duration} s per cell (${loader}, loopback)\n\n`);
-    printTable(
-      results.map((result) => ({
+  }
+  report(results, cells, rssRows, duration, connections);
+}
+
+function report(
+  results: Array<LoadResult & { processes: number }>,
+  cells: Cell[],
+  rssRows: Array<Record<string, string | number>>,
+  duration: number,
+  connections: number,
+): void {
+  process.stdout.write(`\nWarm GOPROXY requests, wrk -c${connections}, ${duration} s per cell, loopback\n\n`);
+  const rows: Array<Record<string, string | number>> = [];
+  for (const cell of cells) {
+    const nginx = results.find((r) => r.endpoint === cell.endpoint && r.target === 'nginx');
+    for (const result of results.filter((r) => r.endpoint === cell.endpoint)) {
+      const ratio = (mine: number, theirs: number | undefined) =>
+        theirs ? `${((100 * mine) / theirs).toFixed(1)}%` : '';
+      rows.push({
+        endpoint: cell.endpoint,
         target: result.target,
-        endpoint: result.endpoint,
-        conns: result.connections,
-        'req/s': result.requestsPerSecond,
-        'MiB/s': result.mibPerSecond,
+        'req/s': Math.round(result.requestsPerSecond),
+        'MB/s': Number((result.mibPerSecond * 1.048576).toFixed(1)),
         'p50 ms': result.p50Ms,
         'p99 ms': result.p99Ms,
+        'of nginx': cell.throughput
+          ? ratio(result.mibPerSecond, nginx?.mibPerSecond)
+          : ratio(result.requestsPerSecond, nginx?.requestsPerSecond),
         'non-2xx': result.non2xx,
         errors: result.errors,
-      })),
-    );
-    process.stdout.write('\n');
-    printTable(rss);
+      });
+    }
   }
+  printTable(rows);
+  if (rssRows.length > 0) {
+    process.stdout.write(
+      '\nPeak RSS while clients pull one large zip (per process: a cluster primary first)\n\n',
+    );
+    printTable(rssRows);
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return typeof address === 'object' && address ? address.port : 0;
 }
