@@ -219,6 +219,15 @@ export function fetchEvents(
         'fetch failed',
       );
     },
+    goModMismatch: (module, version, found) => {
+      proxyMetrics.goModMismatch(found);
+      logger.warn(
+        { module, version, found },
+        found === 'zip'
+          ? 'go.mod mismatch: the zip has another go.mod than the one served before it; nothing was stored'
+          : 'go.mod mismatch: the version was stored with another go.mod than the one this replica served',
+      );
+    },
     observeFailed: (module, version, error) => {
       logger.warn(
         { module, version, kind: error.kind, err: error.message },
@@ -280,10 +289,10 @@ function createQueuedFetches(config: ProxyConfig, logger: Logger, metrics: Proxy
         throw failure;
       }
     },
-    enqueue: async (module, version) => {
+    enqueue: async (module, version, expectations) => {
       try {
         await queueReachable(connection, module, version);
-        await queue.enqueue(module, version);
+        await queue.enqueue(module, version, expectations);
         metrics.queuedFetch('enqueue', 'queued', 0);
       } catch (error) {
         metrics.queuedFetch('enqueue', toModuleError(error, 'queue.fetch', { module, version }).kind, 0);

@@ -59,6 +59,12 @@ const fetchOnly = (status: number): Case['expect'] => ({
   latest: 200,
 });
 
+/**
+ * Only the zip misbehaves: an .info and a .mod are answered from upstream alone before the zip
+ * (EarlyFiles), so they are served; the zip's fetch fails.
+ */
+const zipOnly = (status: number): Case['expect'] => ({ ...fetchOnly(200), zip: status });
+
 const CASES: Case[] = [
   { behaviour: 'http10-close', expect: all(200) },
   { behaviour: 'connection-close', expect: all(200) },
@@ -73,16 +79,17 @@ const CASES: Case[] = [
   { behaviour: 'status-503', expect: all(502), retryAfter: true },
   { behaviour: 'status-429', expect: all(502), retryAfter: true },
   { behaviour: 'short-body', expect: all(502) },
-  { behaviour: 'short-body', only: ['zip'], expect: fetchOnly(502) },
+  { behaviour: 'short-body', only: ['zip'], expect: zipOnly(502) },
   { behaviour: 'redirect-loop', expect: all(502) },
-  { behaviour: 'html-info', expect: fetchOnly(502) },
+  // The .mod alone is fine, and served; the .info, and the fetch that needs it, are not.
+  { behaviour: 'html-info', expect: { ...fetchOnly(502), mod: 200 } },
   { behaviour: 'stall-body', expect: all(504), env: STALLING },
   // The zip falls silent while list and latest answer: the silence limit (UPSTREAM_TIMEOUT_MS)
   // ends it long before the fetch's deadline.
   {
     behaviour: 'stall-body',
     only: ['zip'],
-    expect: fetchOnly(504),
+    expect: zipOnly(504),
     env: { UPSTREAM_TIMEOUT_MS: '5000', FETCH_TIMEOUT_MS: '600000' },
   },
   { behaviour: 'stall-headers', expect: all(504), env: STALLING },

@@ -9,6 +9,7 @@ import {
   type HttpMetrics,
   type UpstreamCallSample,
 } from '@modproxy/observability';
+import { QueueDepthReader } from '@modproxy/queue';
 
 /** The fetch queue's states shown in `/metrics`. */
 const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed'] as const;
@@ -28,6 +29,7 @@ export class ProxyMetrics {
   private readonly lathensFailovers: Counter<'operation'>;
   private readonly queuedFetches: Counter<'mode' | 'outcome'>;
   private readonly queuedFetchWait: Histogram<'outcome'>;
+  private readonly goModMismatches: Counter<'found'>;
 
   constructor() {
     this.http = createHttpMetrics('modproxy');
@@ -76,6 +78,13 @@ export class ProxyMetrics {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
       registers,
     });
+    this.goModMismatches = new Counter({
+      name: 'modproxy_go_mod_mismatches_total',
+      help: 'Versions whose zip has another go.mod than the one served before the zip was verified: zip (refused, nothing stored) or stored (stored by a fetch that did not know what this replica served)',
+      labelNames: ['found'] as const,
+      registers,
+    });
+    for (const found of ['zip', 'stored']) this.goModMismatches.inc({ found }, 0);
     // Every series a rate or an alert reads exists from the start, at zero.
     for (const endpoint of ['info', 'mod', 'zip']) {
       for (const result of ['hit', 'miss']) this.cache.inc({ endpoint, result }, 0);
@@ -105,15 +114,17 @@ export class ProxyMetrics {
    */
   watchFetchQueue(queue: Queue, waiters: () => number): void {
     const registers = [this.http.registry];
+    const depths = new QueueDepthReader(queue, QUEUE_STATES);
     new Gauge({
       name: 'modproxy_queue_jobs',
       help: 'Jobs in the fetch queue by state, read from Redis at scrape time',
       labelNames: ['queue', 'state'] as const,
       registers,
       async collect() {
-        const counts = await queue.getJobCounts(...QUEUE_STATES).catch(() => undefined);
+        // Under a deadline: a queue Redis that is away must not hold the whole scrape.
+        const counts = await depths.read();
         if (!counts) return;
-        for (const state of QUEUE_STATES) this.set({ queue: queue.name, state }, counts[state] ?? 0);
+        for (const state of QUEUE_STATES) this.set({ queue: queue.name, state }, counts[state]);
       },
     });
     new Gauge({
@@ -135,6 +146,11 @@ export class ProxyMetrics {
   fetched(durationMs: number): void {
     this.fetches.inc({ result: 'stored' });
     this.fetchDuration.observe(durationMs / 1_000);
+  }
+
+  /** A go.mod served before its zip was verified is not the zip's. */
+  goModMismatch(found: 'zip' | 'stored'): void {
+    this.goModMismatches.inc({ found });
   }
 
   fetchFailed(error: ModuleError): void {

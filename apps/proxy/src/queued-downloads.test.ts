@@ -214,7 +214,8 @@ describe('proxy misses through the fetch queue (real Redis)', () => {
     const proxy = await replica(storage, { QUEUE_REDIS_URL: `redis://127.0.0.1:${closed}` });
     const hit = await get(`${proxy.url}${zipPath(stored)}`);
     expect([hit.status, sha256(hit.body)]).toEqual([200, stored.zipSha256]);
-    const miss = await get(`${proxy.url}/example.test/queued/away/@v/v1.0.0.mod`);
+    // A zip: an .info or .mod is answered from the upstream GOPROXY alone (no queue needed).
+    const miss = await get(`${proxy.url}/example.test/queued/away/@v/v1.0.0.zip`);
     expect([miss.status, miss.headers.get('retry-after'), miss.body.toString()]).toEqual([
       503,
       '10',
@@ -245,7 +246,8 @@ describe('proxy misses through the fetch queue (real Redis)', () => {
     });
     const answers = await Promise.all(
       Object.keys(failures).map((version) =>
-        get(`${proxy.url}/example.test/queued/kinds/@v/${version}.info`),
+        // Zips: an .info or .mod would be answered from the upstream GOPROXY alone.
+        get(`${proxy.url}/example.test/queued/kinds/@v/${version}.zip`),
       ),
     );
     expect(

@@ -18,7 +18,8 @@ export interface EarlyFilesOptions {
   fetchTimeoutMs?: number;
   /** Bytes of early files held at most while their versions are fetched. @default 16 MiB */
   maxBytes?: number;
-  events?: Pick<InProcessFetcherEvents, 'goModMismatch'>;
+  /** `fetchFailed`: an early file upstream would not give (as the whole fetch would report it). */
+  events?: Pick<InProcessFetcherEvents, 'goModMismatch' | 'fetchFailed'>;
 }
 
 /** What was served of a version before its zip was verified. */
@@ -51,7 +52,7 @@ export class EarlyFiles {
   private readonly storage: ModuleStorage;
   private readonly fetchTimeoutMs: number;
   private readonly maxBytes: number;
-  private readonly events: Pick<InProcessFetcherEvents, 'goModMismatch'>;
+  private readonly events: Pick<InProcessFetcherEvents, 'goModMismatch' | 'fetchFailed'>;
   private readonly versions = new Map<string, EarlyVersion>();
   private readonly calls = new SingleFlight<Buffer | undefined>();
   private readonly following = new Map<string, Promise<void>>();
@@ -104,6 +105,7 @@ export class EarlyFiles {
     module: string,
     version: string,
     file: VersionFile,
+    report = true,
   ): Promise<Buffer | undefined> {
     const op = `module.${file}`;
     const key = `${module}@${version}`;
@@ -114,15 +116,18 @@ export class EarlyFiles {
     let bytes: Buffer | undefined;
     try {
       bytes = await this.upstream.versionFile?.(module, version, file, { signal: deadline.signal });
+      if (bytes !== undefined && file === 'info' && parseInfo(bytes, op, module).Version !== version) {
+        throw errors.badGateway(op, `upstream .info does not name ${version}`, { module, version });
+      }
     } catch (error) {
-      throw sharedWorkError(error, op, module, version);
+      // What the whole fetch would have reported, had it been asked: the status page, metrics, logs.
+      const failure = sharedWorkError(error, op, module, version);
+      if (report) this.events.fetchFailed?.(module, version, failure);
+      throw failure;
     } finally {
       deadline.dispose();
     }
     if (bytes === undefined) return undefined;
-    if (file === 'info' && parseInfo(bytes, op, module).Version !== version) {
-      throw errors.badGateway(op, `upstream .info does not name ${version}`, { module, version });
-    }
     this.hold(key, file, bytes);
     return bytes;
   }
@@ -156,9 +161,10 @@ export class EarlyFiles {
     try {
       // The zip must have the go.mod clients get: when only the .info was asked for, the .mod
       // is asked for now (and held, so a later .mod request is answered with these very bytes).
+      // Its failure is no answer of ours: the whole fetch that follows reports its own.
       if (this.versions.get(key)?.goModSha256 === undefined) {
         await this.calls
-          .run(`mod ${key}`, () => this.fromUpstream(module, version, 'mod'))
+          .run(`mod ${key}`, () => this.fromUpstream(module, version, 'mod', false))
           .catch(() => undefined);
       }
       const goModSha256 = this.versions.get(key)?.goModSha256;

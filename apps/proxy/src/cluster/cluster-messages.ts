@@ -36,7 +36,15 @@ export interface SerializedVersionsAnswer {
 /** A worker to the primary. */
 export type WorkerMessage =
   /** Fetch module@version (once, whoever else asks) and answer `fetched` with the same id. */
-  | { type: 'modproxy:fetch'; id: number; module: string; version: string; trace: TraceCarrier }
+  | {
+      type: 'modproxy:fetch';
+      id: number;
+      module: string;
+      version: string;
+      trace: TraceCarrier;
+      /** The go.mod the worker served before the zip was verified: the zip must have it. */
+      goModSha256?: string;
+    }
   /** Start fetching module@version; nobody waits (the async download modes). */
   | { type: 'modproxy:enqueue'; module: string; version: string; trace: TraceCarrier }
   /** `/@v/list` or `/@latest` from the primary's embedded cache; answered `versions-answer`. */

@@ -47,11 +47,12 @@ export class PrimaryChannel {
   }
 
   /** Resolves once the primary has module@version stored (its one fetch for every worker). */
-  fetch(module: string, version: string): Promise<void> {
+  fetch(module: string, version: string, goModSha256?: string): Promise<void> {
     const id = this.nextId++;
+    const expected = goModSha256 === undefined ? {} : { goModSha256 };
     return new Promise<void>((resolve, reject) => {
       this.fetches.set(id, { resolve, reject });
-      this.send({ type: 'modproxy:fetch', id, module, version, trace: currentTrace() }, () => {
+      this.send({ type: 'modproxy:fetch', id, module, version, trace: currentTrace(), ...expected }, () => {
         this.fetches.delete(id);
         reject(lostPrimary('module.fetch', module, version));
       });

@@ -198,7 +198,14 @@ export class ProxyPrimary {
   private receive(worker: Worker, message: WorkerMessage): void {
     switch (message.type) {
       case 'modproxy:fetch':
-        this.requests?.fetch(worker, message.id, message.module, message.version, message.trace);
+        this.requests?.fetch(
+          worker,
+          message.id,
+          message.module,
+          message.version,
+          message.trace,
+          message.goModSha256,
+        );
         return;
       case 'modproxy:enqueue':
         this.requests?.enqueue(message.module, message.version, message.trace);

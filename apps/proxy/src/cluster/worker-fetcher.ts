@@ -1,5 +1,4 @@
-import { type VersionFetcher, waitFor } from '@modproxy/module-service';
-import type { CallOptions } from '@modproxy/storage';
+import { type FetchOptions, type VersionFetcher, waitFor } from '@modproxy/module-service';
 import type { PrimaryChannel } from './primary-channel';
 
 /**
@@ -10,8 +9,8 @@ import type { PrimaryChannel } from './primary-channel';
 export class WorkerFetcher implements VersionFetcher {
   constructor(private readonly primary: PrimaryChannel) {}
 
-  fetch(module: string, version: string, options: CallOptions = {}): Promise<void> {
-    return waitFor(this.primary.fetch(module, version), options.signal, {
+  fetch(module: string, version: string, options: FetchOptions = {}): Promise<void> {
+    return waitFor(this.primary.fetch(module, version, options.goModSha256), options.signal, {
       op: 'module.fetch',
       module,
       version,

@@ -46,10 +46,18 @@ export class WorkerRequests implements VersionsProvider {
   }
 
   /** A worker asked for module@version: answered `fetched` once it is stored or failed. */
-  fetch(worker: Worker, id: number, module: string, version: string, trace: TraceCarrier): void {
+  fetch(
+    worker: Worker,
+    id: number,
+    module: string,
+    version: string,
+    trace: TraceCarrier,
+    goModSha256?: string,
+  ): void {
     const fetcher = this.fetcher;
     if (!fetcher) return;
-    void inTrace(trace, () => fetcher.fetch(module, version)).then(
+    const expected = goModSha256 === undefined ? {} : { goModSha256 };
+    void inTrace(trace, () => fetcher.fetch(module, version, expected)).then(
       () => send(worker, { type: 'modproxy:fetched', id }),
       (error: unknown) =>
         send(worker, {

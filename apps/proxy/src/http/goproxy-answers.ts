@@ -5,6 +5,8 @@ import type { ZipDownloads } from './zip-downloads';
 
 /** Immutable content (a canonical version's info, go.mod, zip) never changes: cache it for good. */
 const IMMUTABLE = 'public, max-age=31536000, immutable';
+/** What was served before the version was verified and stored. */
+const NO_STORE = 'no-store';
 /** list and latest move as new versions are tagged. */
 const SHORT = 'public, max-age=60';
 const JSON_TYPE = 'application/json';
@@ -49,7 +51,9 @@ async function answer(
   // Whether this answer is what storage held or what this request had fetched (the warm
   // command tells "already there" from "fetched" by it).
   let fetched = false;
-  const read = { signal, onFetched: () => (fetched = true) };
+  // An .info or .mod from upstream alone, before its zip was verified: no cache keeps it.
+  let unverified = false;
+  const read = { signal, onFetched: () => (fetched = true), onUnverified: () => (unverified = true) };
   const source = (endpoint: 'info' | 'mod' | 'zip'): string => {
     options.onServed?.(endpoint, fetched ? 'fetched' : 'storage');
     return fetched ? 'upstream' : 'storage';
@@ -68,11 +72,11 @@ async function answer(
     case 'info': {
       const { info, immutable } = await service.info(request.module, request.version, read);
       if (!immutable) return sendBody(res, JSON_TYPE, SHORT, undefined, false, info);
-      return sendBody(res, JSON_TYPE, IMMUTABLE, source('info'), false, info);
+      return sendBody(res, JSON_TYPE, unverified ? NO_STORE : IMMUTABLE, source('info'), false, info);
     }
     case 'mod': {
       const mod = await service.mod(request.module, request.version, read);
-      return sendBody(res, TEXT_TYPE, IMMUTABLE, source('mod'), false, mod);
+      return sendBody(res, TEXT_TYPE, unverified ? NO_STORE : IMMUTABLE, source('mod'), false, mod);
     }
     case 'zip': {
       const zip = await service.zip(request.module, request.version, read);
