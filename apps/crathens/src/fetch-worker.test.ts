@@ -218,7 +218,7 @@ describe('crathens fetch worker (Redis, the storage service and lathens over gRP
     expect(metrics).not.toContain('example.test');
   });
 
-  it('starts while the queue Redis is unreachable, says so on /readyz, and still shuts down', async () => {
+  it('starts while the queue Redis is unreachable, says so on /readyz, answers /metrics, and still shuts down', async () => {
     const prefix = harness.newPrefix();
     const { crathens } = await harness.startInProcess(prefix, {
       QUEUE_REDIS_URL: 'redis://127.0.0.1:9',
@@ -227,6 +227,12 @@ describe('crathens fetch worker (Redis, the storage service and lathens over gRP
     const ready = await fetch(`${crathens.adminUrl}/readyz`);
     expect(ready.status).toBe(503);
     expect(await ready.text()).toMatch(/^not ready: queue Redis is (connecting|reconnecting)/);
+    // /metrics answers, without the queue depths it cannot read, instead of waiting for Redis.
+    const metrics = await fetch(`${crathens.adminUrl}/metrics`);
+    expect(metrics.status).toBe(200);
+    const text = await metrics.text();
+    expect(text).toContain('crathens_job_attempts_total');
+    expect(text).not.toMatch(/^crathens_queue_jobs\{/m);
     await crathens.shutdown();
     await expect(fetch(`${crathens.adminUrl}/healthz`)).rejects.toThrow();
   });

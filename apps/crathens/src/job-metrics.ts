@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import { Counter, Gauge, Histogram, type Registry } from '@modproxy/observability';
-import { isJobName, type JobWorkerEvents } from '@modproxy/queue';
+import { isJobName, type JobWorkerEvents, QueueDepthReader } from '@modproxy/queue';
 
 /** The `name` label of a job whose name is not one of jobs.v1 (an invalid job). */
 const UNKNOWN_JOB_NAME = 'unknown';
@@ -16,7 +16,7 @@ export class JobMetrics {
   private readonly attempts: Counter<'queue' | 'name' | 'outcome'>;
   private readonly durations: Histogram<'queue' | 'name' | 'outcome'>;
   private readonly stalled: Counter<'queue'>;
-  private readonly queues = new Set<Queue>();
+  private readonly queues = new Map<Queue, QueueDepthReader<(typeof DEPTH_STATES)[number]>>();
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -47,10 +47,14 @@ export class JobMetrics {
       registers,
       async collect() {
         this.reset();
-        for (const queue of queues) {
-          const counts = await queue.getJobCounts(...DEPTH_STATES).catch(() => undefined);
+        // Every queue at once, each under a deadline: a queue Redis that is away must not hold
+        // the whole scrape.
+        const read = await Promise.all(
+          [...queues.values()].map(async (reader) => [reader.name, await reader.read()] as const),
+        );
+        for (const [name, counts] of read) {
           if (!counts) continue;
-          for (const state of DEPTH_STATES) this.set({ queue: queue.name, state }, counts[state] ?? 0);
+          for (const state of DEPTH_STATES) this.set({ queue: name, state }, counts[state]);
         }
       },
     });
@@ -58,7 +62,7 @@ export class JobMetrics {
 
   /** Shows this queue's depth by state in `/metrics`. */
   watchQueue(queue: Queue): void {
-    this.queues.add(queue);
+    if (!this.queues.has(queue)) this.queues.set(queue, new QueueDepthReader(queue, DEPTH_STATES));
   }
 
   /** Events for a JobWorker of `queue` that record its attempts here. */

@@ -9,6 +9,7 @@ import {
   type HttpMetrics,
   type UpstreamCallSample,
 } from '@modproxy/observability';
+import { QueueDepthReader } from '@modproxy/queue';
 import type { GrpcServedCall } from '@modproxy/storage-grpc';
 import type { AnswerOutcome, CachedVersionsEvents } from '@modproxy/versions';
 
@@ -133,15 +134,17 @@ export class LathensMetrics {
 
   /** Shows the revalidation queue's depth by state, read from Redis at scrape time. */
   watchRevalidationQueue(queue: Queue): void {
+    const depths = new QueueDepthReader(queue, DEPTH_STATES);
     new Gauge({
       name: 'lathens_revalidation_queue_jobs',
       help: 'Revalidation jobs in the shared queue by state, read from Redis at scrape time',
       labelNames: ['state'] as const,
       registers: [this.http.registry],
       async collect() {
-        const counts = await queue.getJobCounts(...DEPTH_STATES).catch(() => undefined);
+        // Under a deadline: a queue Redis that is away must not hold the whole scrape.
+        const counts = await depths.read();
         if (!counts) return;
-        for (const state of DEPTH_STATES) this.set({ state }, counts[state] ?? 0);
+        for (const state of DEPTH_STATES) this.set({ state }, counts[state]);
       },
     });
   }

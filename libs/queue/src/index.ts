@@ -6,6 +6,7 @@
 export * from './queue-names';
 export * from './redis-connection';
 export * from './close-queue-connection';
+export * from './queue-depth-reader';
 export * from './job-contracts';
 export * from './job-ids';
 export * from './job-options';
