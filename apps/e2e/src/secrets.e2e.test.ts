@@ -3,8 +3,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createQueueRedis, FetchQueue } from '@modproxy/queue';
 import { GrpcStorage } from '@modproxy/storage-grpc';
 import {
+  appNodeArgs,
   type AppProcess,
   buildZip,
   createTempDir,
@@ -66,8 +68,13 @@ interface Seen {
 }
 
 /** One HTTP request whose whole answer (status, headers, body) is kept. */
-async function request(base: string, path: string, method = 'GET'): Promise<Seen & { status: number }> {
-  const response = await fetch(`${base}${path}`, { method, redirect: 'manual' });
+async function request(
+  base: string,
+  path: string,
+  method = 'GET',
+  sent: Record<string, string> = {},
+): Promise<Seen & { status: number }> {
+  const response = await fetch(`${base}${path}`, { method, redirect: 'manual', headers: sent });
   const headers = [...response.headers].map(([name, value]) => `${name}: ${value}`).join('\n');
   const body = method === 'HEAD' ? '' : await response.text();
   return {
@@ -158,6 +165,9 @@ describe('no secret in any log line, configuration error or response body', () =
     redis: { user: 'default', password: mark('redispass') },
     queueRedis: { user: mark('queueuser'), password: mark('queuepass') },
     mongo: { user: mark('mongouser'), password: mark('mongopass') },
+    // crathens' admin port (Bull Board): HTTP Basic and a bearer token.
+    adminPassword: mark('adminpass'),
+    adminToken: mark('admintoken'),
     // Configured but wrong: they must not leak either.
     wrongStorageToken: mark('wrongstoragetoken'),
     wrongLathensToken: mark('wronglathenstoken'),
@@ -175,6 +185,9 @@ describe('no secret in any log line, configuration error or response body', () =
     // The MongoDB driver rejects a `/` in a user name, and says which user name.
     mongoSlash: { user: `dave/${slashMark}`, password: mark('slashpw') },
     shortToken: mark('tok'),
+    // Shorter than ADMIN_PASSWORD's 12 characters, and still one of a kind.
+    shortAdminPassword: mark('p').slice(0, 11),
+    crathensQueueRedis: { user: mark('crathensbad'), password: mark('crathensbadpw') },
     authorization: mark('badauthz'),
     fileToken: mark('filetoken'),
   };
@@ -192,6 +205,9 @@ describe('no secret in any log line, configuration error or response body', () =
     secrets.wrongStorageToken,
     secrets.wrongLathensToken,
     secrets.wrongRedisPassword,
+    secrets.adminPassword,
+    basic({ user: 'admin', password: secrets.adminPassword }),
+    secrets.adminToken,
     ...Object.values(badValues).flatMap((value) =>
       typeof value === 'string' ? [value] : credentialForms(value),
     ),
@@ -213,6 +229,8 @@ describe('no secret in any log line, configuration error or response body', () =
   let upstreamList: string;
   let closedPort: number;
   let answers: Array<Seen & { status: number }> = [];
+  /** Bull Board's API answer for the fetch jobs waiting for their retry, with the admin token. */
+  let crathensDashboard = '';
 
   beforeAll(async () => {
     dir = await createTempDir('modproxy-secrets-');
@@ -337,6 +355,77 @@ describe('no secret in any log line, configuration error or response body', () =
       },
       /lathens listening: grpc (\S+) http (\S+)/,
     );
+
+    // crathens with every secret it takes; its fetch jobs fail in every way the upstream can.
+    const queuePrefix = `secrets-${randomBytes(4).toString('hex')}`;
+    const crathens = await start(
+      'crathens',
+      'crathens',
+      {
+        QUEUE_REDIS_URL: redisAt(secrets.queueRedis),
+        QUEUE_PREFIX: queuePrefix,
+        STORAGE_GRPC_URL: storageGrpc,
+        STORAGE_TOKEN: secrets.storageToken,
+        LATHENS_GRPC_URL: lathensGrpc,
+        LATHENS_GRPC_TOKEN: secrets.lathensToken,
+        UPSTREAM: upstreamList,
+        UPSTREAM_AUTHORIZATION: `Bearer ${secrets.authorization}`,
+        ADMIN_PORT: '0',
+        ADMIN_PASSWORD: secrets.adminPassword,
+        ADMIN_TOKEN: secrets.adminToken,
+        GO_WORK_DIR: join(dir, 'crathens-work'),
+      },
+      /crathens running: admin (\S+)/,
+    );
+    const crathensAdmin = crathens.match[1] ?? '';
+    const queueConnection = createQueueRedis(redisAt(secrets.queueRedis));
+    const fetchQueue = new FetchQueue({ connection: queueConnection, prefix: queuePrefix });
+    try {
+      const jobs = UPSTREAM_BEHAVIOURS.map((behaviour) => `example.com/${behaviour}`);
+      await Promise.all(
+        jobs.map(async (module) => {
+          try {
+            const done = await fetchQueue.fetchAndWait(module, 'v1.0.0', { timeoutMs: 20_000 });
+            seen.push({ where: `fetch job ${module}`, text: JSON.stringify(done) });
+          } catch (error) {
+            const failure = error as Error & { detail?: string };
+            seen.push({ where: `fetch job ${module}`, text: `${String(error)} ${failure.detail ?? ''}` });
+          }
+          // What the queue keeps of the job: data, failed reason, stack traces.
+          const job = await fetchQueue.queue.getJob(`${module}@v1.0.0`);
+          seen.push({ where: `fetch job ${module} in Redis`, text: JSON.stringify(job?.asJSON() ?? null) });
+        }),
+      );
+    } finally {
+      await fetchQueue.close();
+      queueConnection.disconnect();
+    }
+    const bearer = { authorization: `Bearer ${secrets.adminToken}` };
+    const adminAnswers = await Promise.all([
+      ...['/healthz', '/readyz', '/metrics', '/admin/queues', '/nope'].map((path) =>
+        request(crathensAdmin, path),
+      ),
+      request(crathensAdmin, '/admin/queues', 'GET', {
+        authorization: `Basic ${basic({ user: 'admin', password: secrets.wrongStorageToken })}`,
+      }),
+      request(crathensAdmin, '/admin/queues', 'GET', {
+        authorization: `Basic ${basic({ user: 'admin', password: secrets.adminPassword })}`,
+      }),
+      request(
+        crathensAdmin,
+        '/admin/queues/api/queues?activeQueue=fetch&status=delayed&page=1',
+        'GET',
+        bearer,
+      ),
+      request(
+        crathensAdmin,
+        '/admin/queues/api/queues?activeQueue=fetch&status=latest&page=1',
+        'GET',
+        bearer,
+      ),
+    ]);
+    seen.push(...adminAnswers);
+    crathensDashboard = adminAnswers.at(-2)?.text ?? '';
 
     // Every HTTP server, every way of failing.
     const bases = [
@@ -497,6 +586,25 @@ describe('no secret in any log line, configuration error or response body', () =
         variable: /STORAGE_TOKEN/,
       },
       {
+        name: 'crathens QUEUE_REDIS_URL',
+        app: 'crathens',
+        env: {
+          QUEUE_REDIS_URL: `http://${userinfo(badValues.crathensQueueRedis)}127.0.0.1:${closedPort}`,
+          STORAGE_GRPC_URL: `127.0.0.1:${closedPort}`,
+        },
+        variable: /QUEUE_REDIS_URL/,
+      },
+      {
+        name: 'crathens ADMIN_PASSWORD',
+        app: 'crathens',
+        env: {
+          STORAGE_GRPC_URL: `127.0.0.1:${closedPort}`,
+          ADMIN_PASSWORD: badValues.shortAdminPassword,
+          ADMIN_TOKEN: secrets.adminToken,
+        },
+        variable: /ADMIN_PASSWORD/,
+      },
+      {
         name: 'storage MONGODB_URI scheme',
         app: 'storage',
         env: {
@@ -516,13 +624,13 @@ describe('no secret in any log line, configuration error or response body', () =
         app: 'storage',
         env: {
           STORAGE_BACKEND: 'mongo',
-          // Written as is: the driver's parser, not a URL parser, reads the user name.
+          // Written as is: the driver's parser, not a URL parser, reads the user name (and
+          // quotes it); configuration refuses it first, naming the variable.
           MONGODB_URI: `mongodb://${badValues.mongoSlash.user}:${badValues.mongoSlash.password}@127.0.0.1:${closedPort}/`,
           GRPC_PORT: '0',
           HTTP_PORT: '0',
         },
-        variable: /MongoDB/,
-        code: 1,
+        variable: /MONGODB_URI/,
       },
       {
         name: 'storage MONGODB_URI unreachable',
@@ -538,7 +646,8 @@ describe('no secret in any log line, configuration error or response body', () =
       },
     ];
     await pool(failing, 4, async (run) => {
-      const result = await runCommand(process.execPath, ['--enable-source-maps', main(run.app)], {
+      // As every app starts: with its tracing entry (it reads the OTEL variables and logs too).
+      const result = await runCommand(process.execPath, appNodeArgs(main(run.app)), {
         env: { ...base, PORT: '0', ...run.env },
         cwd: dir,
         signal: AbortSignal.timeout(60_000),
@@ -554,7 +663,8 @@ describe('no secret in any log line, configuration error or response body', () =
         expectedCode: run.code ?? 2,
       });
     });
-  });
+    // Eight processes and every way of failing on a busy machine: a deadline, not a measurement.
+  }, 300_000);
 
   afterAll(async () => {
     for (const { process } of [...processes].reverse()) await process.stop();
@@ -592,18 +702,34 @@ describe('no secret in any log line, configuration error or response body', () =
     expect(statuses.some((status) => status >= 500)).toBe(true);
   });
 
+  it('ran crathens’ failing fetch jobs and showed them on its dashboard to the admin token only', () => {
+    for (const behaviour of UPSTREAM_BEHAVIOURS)
+      expect(crathensDashboard, behaviour).toContain(`example.com/${behaviour}@v1.0.0`);
+    const fetchJobs = seen.filter(
+      ({ where }) => where.startsWith('fetch job') && !where.endsWith('in Redis'),
+    );
+    expect(fetchJobs).toHaveLength(UPSTREAM_BEHAVIOURS.length);
+    expect(fetchJobs.every(({ text }) => text.startsWith('ModuleError'))).toBe(true);
+    const dashboard = seen.filter(({ where }) => where.includes('/admin/queues'));
+    expect(dashboard.map(({ text }) => Number(text.split('\n')[0]))).toEqual([401, 401, 200, 200, 200]);
+  });
+
   it("tells clients what happened, never the upstream's URL or its page", () => {
+    // /metrics names upstream hosts by design (the bounded `host` label of the upstream
+    // metrics, for operators; as soon as a call was counted): it is not an answer about a
+    // module, and the secret scan below reads it like everything else.
     const told = answers.filter(
-      ({ text }) =>
-        text.includes(`127.0.0.1:${upstream.port}`) ||
-        text.includes(new URL(hostile?.url ?? 'http://127.0.0.1:1').host) ||
-        /you sent|<!DOCTYPE/i.test(text),
+      ({ where, text }) =>
+        !where.endsWith('/metrics') &&
+        (text.includes(`127.0.0.1:${upstream.port}`) ||
+          text.includes(new URL(hostile?.url ?? 'http://127.0.0.1:1').host) ||
+          /you sent|<!DOCTYPE/i.test(text)),
     );
     expect(told.map(({ where, text }) => `${where}: ${text}`)).toEqual([]);
   });
 
   it('stops every bad configuration with a message naming what is wrong', () => {
-    expect(failedStarts).toHaveLength(15);
+    expect(failedStarts).toHaveLength(17);
     for (const run of failedStarts) {
       const stderr = seen.find((item) => item.where === `${run.name}: stderr`)?.text ?? '';
       expect({ name: run.name, exitCode: run.exitCode }).toEqual({
