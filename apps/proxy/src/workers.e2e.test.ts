@@ -16,6 +16,7 @@ import {
   removeDir,
   startAppProcess,
   type StaticGoproxy,
+  startOtlpReceiver,
   startStaticGoproxy,
   waitUntil,
 } from '@modproxy/testing';
@@ -132,6 +133,44 @@ describe('WORKERS=2 (the built proxy, disk storage, a static fixture GOPROXY ups
       expect(upstream.requestCount(path)).toBe(1);
     } finally {
       expect(await proxy.stop()).toBe(0);
+    }
+  });
+
+  it('keeps a cold .zip in one trace across processes: the worker’s request, the primary’s fetch from upstream', async () => {
+    const receiver = await startOtlpReceiver();
+    try {
+      const { proxy, url } = await start('trace', {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      });
+      const path = `/${fixtures.hello.escapedPath}/@v/v1.0.0.zip`;
+      const response = await fetch(`${url}${path}`, { headers: { 'x-request-id': 'cold-zip-workers' } });
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+      // Every process flushes its spans as it stops.
+      expect(await proxy.stop()).toBe(0);
+      const spans = receiver.spans();
+      const requests = spans.filter(
+        (span) => span.kind === 'server' && span.attributes['modproxy.request_id'] === 'cold-zip-workers',
+      );
+      expect(requests.map((span) => `${span.name} root=${span.parentSpanId === ''}`)).toEqual([
+        'GET zip root=true',
+      ]);
+      const trace = spans.filter((span) => span.traceId === requests[0]?.traceId);
+      // The primary's calls to upstream for the version, under the request that missed.
+      const upstreamCalls = trace.filter((span) => span.kind === 'client');
+      // The primary's fetch is a span of the request's trace, and upstream's calls are under it.
+      const primaryFetch = trace.find((span) => span.name === 'primary fetch');
+      expect(primaryFetch?.attributes['modproxy.version']).toBe('v1.0.0');
+      expect(upstreamCalls.length).toBeGreaterThan(0);
+      const ids = new Set(trace.map((span) => span.spanId));
+      expect(trace.filter((span) => span.parentSpanId !== '' && !ids.has(span.parentSpanId))).toEqual([]);
+      // Client spans are made only under a parent: these are the fetch's, in its request's trace.
+      expect(spans.filter((span) => span.kind === 'client' && span.traceId !== requests[0]?.traceId)).toEqual(
+        [],
+      );
+    } finally {
+      await receiver.close();
     }
   });
 

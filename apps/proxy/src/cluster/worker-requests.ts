@@ -1,5 +1,5 @@
 import type { Worker } from 'node:cluster';
-import { context, propagation, ROOT_CONTEXT } from '@opentelemetry/api';
+import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace as tracing } from '@opentelemetry/api';
 import { toModuleError } from '@modproxy/errors';
 import type { VersionFetcher } from '@modproxy/module-service';
 import type { CallOptions } from '@modproxy/storage';
@@ -57,7 +57,7 @@ export class WorkerRequests implements VersionsProvider {
     const fetcher = this.fetcher;
     if (!fetcher) return;
     const expected = goModSha256 === undefined ? {} : { goModSha256 };
-    void inTrace(trace, () => fetcher.fetch(module, version, expected)).then(
+    void inTrace(trace, 'fetch', { module, version }, () => fetcher.fetch(module, version, expected)).then(
       () => send(worker, { type: 'modproxy:fetched', id }),
       (error: unknown) =>
         send(worker, {
@@ -72,12 +72,14 @@ export class WorkerRequests implements VersionsProvider {
   enqueue(module: string, version: string, trace: TraceCarrier): void {
     const fetcher = this.fetcher;
     if (!fetcher) return;
-    void inTrace(trace, () => fetcher.enqueue(module, version)).catch(() => undefined);
+    void inTrace(trace, 'enqueue fetch', { module, version }, () => fetcher.enqueue(module, version)).catch(
+      () => undefined,
+    );
   }
 
   /** A worker's `/@v/list` or `/@latest`, from the primary's cache. */
   answer(worker: Worker, id: number, kind: 'list' | 'latest', module: string, trace: TraceCarrier): void {
-    void inTrace(trace, async (): Promise<SerializedVersionsAnswer> => {
+    void inTrace(trace, kind, { module }, async (): Promise<SerializedVersionsAnswer> => {
       if (kind === 'list') {
         const { versions, source, stale } = await this.versions.list(module);
         return { versions, source, stale };
@@ -117,10 +119,45 @@ export class WorkerRequests implements VersionsProvider {
   }
 }
 
+const tracer = tracing.getTracer('@modproxy/proxy-cluster');
+
 function send(worker: Worker, message: PrimaryMessage): void {
   if (worker.isConnected()) worker.send(message);
 }
 
-function inTrace<T>(trace: TraceCarrier, work: () => Promise<T>): Promise<T> {
-  return context.with(propagation.extract(ROOT_CONTEXT, trace), work);
+/**
+ * Runs a worker's request in the trace of the worker's HTTP request, as a span of the primary's
+ * own: the HTTP instrumentation makes no client span under a remote parent (it only passes the
+ * context on), so without it the primary's upstream calls would vanish from the trace.
+ */
+function inTrace<T>(
+  trace: TraceCarrier,
+  name: string,
+  refs: { module: string; version?: string },
+  work: () => Promise<T>,
+): Promise<T> {
+  const attributes = {
+    'modproxy.module': refs.module,
+    ...(refs.version !== undefined ? { 'modproxy.version': refs.version } : {}),
+  };
+  return tracer.startActiveSpan(
+    `primary ${name}`,
+    { kind: SpanKind.INTERNAL, attributes },
+    propagation.extract(ROOT_CONTEXT, trace),
+    (span) =>
+      work().then(
+        (value) => {
+          span.end();
+          return value;
+        },
+        (error: unknown) => {
+          span.setStatus({
+            code: SpanStatusCode.ERROR,
+            message: error instanceof Error ? error.message : String(error),
+          });
+          span.end();
+          throw error;
+        },
+      ),
+  );
 }
