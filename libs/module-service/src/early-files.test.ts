@@ -147,6 +147,21 @@ describe('early .info and .mod: answered from upstream alone, the zip fetched be
     expect(await storage.exists(large.module, large.version)).toBe(false);
   });
 
+  it('never serves an upstream .mod that is no go.mod (a 200 page), and says bad-gateway', async () => {
+    // What a static server or a portal answers with 200, here echoing what it was sent.
+    const page = '<!DOCTYPE HTML><html><body><pre>Authorization: Bearer echoed-secret</pre></body></html>\n';
+    await writeFile(join(dir, ...escapePath(large.module).split('/'), '@v', `${large.version}.mod`), page);
+    const modules = service();
+    let failure: unknown;
+    const answer = await modules.mod(large.module, large.version).catch((error: unknown) => {
+      failure = error;
+      return undefined;
+    });
+    expect(answer?.toString()).toBeUndefined();
+    expect(failure).toMatchObject({ kind: 'bad-gateway' });
+    expect(String(failure)).not.toContain('echoed-secret');
+  });
+
   it('keeps the whole fetch first when upstream cannot give a file alone (direct)', async () => {
     const whole: Upstream = {
       name: 'whole versions only',

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { errors } from '@modproxy/errors';
+import { parseGoModModulePath } from '@modproxy/gomod';
 import type { ModuleStorage } from '@modproxy/storage';
 import type { Upstream, VersionFile } from '@modproxy/upstream';
 import type { InProcessFetcherEvents } from './in-process-fetcher';
@@ -118,6 +119,11 @@ export class EarlyFiles {
       bytes = await this.upstream.versionFile?.(module, version, file, { signal: deadline.signal });
       if (bytes !== undefined && file === 'info' && parseInfo(bytes, op, module).Version !== version) {
         throw errors.badGateway(op, `upstream .info does not name ${version}`, { module, version });
+      }
+      // Unverified, it must at least be a go.mod: a 200 page (a portal, a static server's error
+      // page, one echoing the request and its credentials) is never passed to clients.
+      if (bytes !== undefined && file === 'mod' && parseGoModModulePath(bytes) === undefined) {
+        throw errors.badGateway(op, `upstream .mod of ${version} is not a go.mod`, { module, version });
       }
     } catch (error) {
       // What the whole fetch would have reported, had it been asked: the status page, metrics, logs.
