@@ -72,6 +72,10 @@ describe('upstream calls observed by host and result', () => {
     expect(proxyHostOf('https://alice:s3cret@Proxy.Example:8443/go/')).toBe('proxy.example:8443');
     expect(vcsHostOf('GitHub.com/Corp/Repo/v2')).toBe('github.com');
     expect(vcsHostOf('a_b!c/x')).toBe('invalid');
+    // The go command fetches only from a dotted first element.
+    expect(vcsHostOf('nodot/x')).toBe('invalid');
+    // A one-element path is the module path itself: no label may hold it.
+    expect(vcsHostOf('Example.com')).toBe('other');
     expect(proxyHostOf('not a url')).toBe('invalid');
   });
 });

@@ -7,8 +7,8 @@ export interface UpstreamCall {
   upstream: 'goproxy' | 'direct';
   /**
    * Who was asked: the upstream proxy's host (with its port), or for `direct` the module's VCS
-   * host, its path's first element, lower-cased; `invalid` when that is not a host name.
-   * Never a module path.
+   * host, its path's first element, lower-cased; `invalid` when that is not a host name (with a
+   * dot), `other` for a one-element module path. Never a module path.
    */
   host: string;
   /** `info` and `mod` include a version's file asked for on its own (`versionFile`). */
@@ -24,9 +24,16 @@ export type UpstreamCallListener = (call: UpstreamCall) => void;
 /** What a host label may look like: a DNS name or address with an optional port. */
 const HOST_FORM = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/;
 
-/** The VCS host a direct fetch of `module` goes to first: its path's first element. */
+/**
+ * The VCS host a direct fetch of `module` goes to first: its path's first element, when it is
+ * one the go command fetches from (a host name with a dot); `invalid` otherwise, and `other`
+ * for a one-element path, whose host would be the module path itself.
+ */
 export function vcsHostOf(module: string): string {
-  return hostLabel(module.split('/', 1)[0] ?? '');
+  const slash = module.indexOf('/');
+  if (slash < 0) return 'other';
+  const host = hostLabel(module.slice(0, slash));
+  return host.includes('.') ? host : 'invalid';
 }
 
 /** An upstream proxy URL's host (with its port), without any userinfo. */
