@@ -286,8 +286,8 @@ export class ModuleService {
   }
 
   /**
-   * An `.info` or `.mod` from storage; on a miss that the download mode lets fetch, from
-   * upstream alone when it can give it (the zip follows in the background, see
+   * An `.info` or `.mod` from storage; on a miss in the `sync` download mode, from upstream
+   * alone when it can give it (the zip follows in the background, see
    * {@link EarlyFiles}), otherwise after fetching the whole version.
    */
   private async readFile(
@@ -302,8 +302,9 @@ export class ModuleService {
     } catch (error) {
       if (!isModuleError(error, 'not-found')) throw error;
     }
-    const { mode } = this.policy.decide(module);
-    if (mode === 'sync' || mode === 'async') {
+    // `async` answers a miss with 404 at once (the client falls through): an early answer would
+    // make it wait for upstream after all. The other modes fetch nothing here.
+    if (this.policy.decide(module).mode === 'sync') {
       const early = await this.early.read(module, version, file, options.signal);
       if (early !== undefined) {
         this.events.requested?.(module);
