@@ -81,7 +81,10 @@ export class ContentCacheMetrics {
         logger.warn({ reason }, 'content cache dropped everything');
       },
       diskTierUnavailable: (reason) =>
-        logger.warn({ reason }, 'content cache: no disk tier (give every process a CACHE_DIR of its own)'),
+        logger.warn(
+          { reason },
+          'content cache: no disk tier (give every process a writable CACHE_DIR of its own)',
+        ),
     };
     const stats = () => this.stats();
     new Gauge({

@@ -396,6 +396,22 @@ describe('CachedStorage', () => {
     expect(events.seen).toEqual(['evicted disk cleared', 'cleared']);
   });
 
+  it('goes without a disk tier when its directory cannot be made, and still serves', async () => {
+    // A file where the directory should be: as unwritable as a read-only root, whoever runs the test.
+    const blocked = join(dir, 'not-a-dir');
+    await writeFile(blocked, 'x');
+    const seen: string[] = [];
+    const cached = await cache({
+      disk: { dir: join(blocked, 'cache'), maxBytes: 8 * MiB },
+      events: { diskTierUnavailable: (why) => seen.push(why) },
+    });
+    expect(seen).toEqual([expect.stringContaining('cannot be used')]);
+    const v = version('v14.0.0', 1 * MiB, 140);
+    await saveTo(backend, v);
+    expect(sha256(await zipBytes(cached, 'v14.0.0'))).toBe(sha256(v.zipBytes));
+    expect(cached.stats().disk).toMatchObject({ entries: 0, maxBytes: 0 });
+  });
+
   it('leaves a directory another live process uses alone, and goes without a disk tier', async () => {
     const first = await cache({ bus: recordingBus() });
     await saveTo(backend, version('v13.0.0', 2 * MiB, 130));

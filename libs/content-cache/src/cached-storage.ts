@@ -113,9 +113,13 @@ export class CachedStorage implements ModuleStorage {
           onEvicted: (bytes) => options.events?.evicted?.('disk', 'size', bytes),
         });
       } catch (error) {
-        // Sharing it would have two indexes evict each other's files; serving goes on without.
-        if (!(error instanceof DiskTierInUse)) throw error;
-        options.events?.diskTierUnavailable?.(error.message);
+        // Another process's (sharing it would have two indexes evict each other's files), or a
+        // directory this process cannot write (a read-only root): a cache never stops serving.
+        const reason =
+          error instanceof DiskTierInUse
+            ? error.message
+            : `the content cache directory ${options.disk.dir} cannot be used: ${error instanceof Error ? error.message : String(error)}`;
+        options.events?.diskTierUnavailable?.(reason);
       }
     }
     const cache = new CachedStorage(options, disk);

@@ -33,6 +33,9 @@ export interface ContentCacheEvents {
   invalidated?(origin: InvalidationOrigin): void;
   /** Everything was dropped because invalidations may have been missed. */
   cleared?(reason: string): void;
-  /** The disk tier's directory is another live process's: this one goes without a disk tier. */
+  /**
+   * The disk tier's directory is another live process's, or cannot be made or written: this
+   * process goes without a disk tier.
+   */
   diskTierUnavailable?(reason: string): void;
 }
