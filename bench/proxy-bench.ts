@@ -8,14 +8,15 @@
  *   npm run bench:proxy -- [--duration 6] [--connections 64] [--workers 1,2] [--compare URL]
  *                          [--static-port 0] [--rss-clients 16] [--rss-mib 200] [--no-rss]
  *                          [--only info,mod,zip,bigzip,list,latest] [--cpu-prof DIR]
- *                          [--node-options '--max-semi-space-size=4']
+ *                          [--node-options '--max-semi-space-size=4'] [--shape production]
  *
  * wrk is the load generator (`apt-get install wrk`; installed here when missing and run as
  * root). `--compare` proxies should use nginx (`--static-port`) as their upstream; each is
  * warmed with one request per file first. The RSS cell pulls a `--rss-mib` zip with
  * `--rss-clients` connections and reports each process's peak resident set during it.
  * `--cpu-prof DIR` runs the proxy under `node --cpu-prof` (profiles written at shutdown);
- * `--node-options` is the proxy's NODE_OPTIONS (V8 flags to try).
+ * `--node-options` is the proxy's NODE_OPTIONS (V8 flags to try). `--shape production` adds the
+ * proxy over the storage service on FerretDB/PostgreSQL with its content cache (warm).
  */
 import { spawnSync } from 'node:child_process';
 import cluster from 'node:cluster';
@@ -27,6 +28,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { DiskStorage } from '@modproxy/storage';
+import { GrpcStorage } from '@modproxy/storage-grpc';
+import { ensureFerretDb, startFerretDb } from '@modproxy/storage-mongo/testing';
 import { type AppProcess, startAppProcess } from '@modproxy/testing';
 import { bundleBenchApp, loadWithWrk, type LoadResult, parseArgs, printTable } from './bench-support';
 import { childPids, ensureDebianPackage, ensureNginx, startNginx } from './nginx-server';
@@ -36,7 +39,7 @@ const args = parseArgs(process.argv.slice(2));
 
 if (args.has('help')) {
   process.stdout.write(
-    'usage: npm run bench:proxy -- [--duration 6] [--connections 64] [--workers 1,2] [--compare URL] [--static-port 0] [--rss-clients 16] [--rss-mib 200] [--no-rss] [--only info,mod,zip,bigzip,list,latest] [--cpu-prof DIR]\n',
+    'usage: npm run bench:proxy -- [--duration 6] [--connections 64] [--workers 1,2] [--compare URL] [--static-port 0] [--rss-clients 16] [--rss-mib 200] [--no-rss] [--only info,mod,zip,bigzip,list,latest] [--cpu-prof DIR] [--node-options FLAGS] [--shape production]\n',
   );
 } else if (args.has('serve-memory')) {
   serveFromMemory(args.get('serve-memory') ?? '.', Number(args.get('processes') ?? 1));
@@ -105,8 +108,16 @@ function infoOf(version: string): Buffer {
   );
 }
 
-async function prepare(work: string, rssMiB: number, withRss: boolean): Promise<Cell[]> {
+/** One version the bench stores, as every storage gets it. */
+type BenchVersion = { module: string; version: string; info: Buffer; mod: Buffer; zip: Buffer };
+
+async function prepare(
+  work: string,
+  rssMiB: number,
+  withRss: boolean,
+): Promise<{ cells: Cell[]; saved: BenchVersion[] }> {
   const storage = await DiskStorage.open({ root: join(work, 'storage') });
+  const saved: BenchVersion[] = [];
   const versions: Array<[string, number]> = [
     ['bench.test/small', 32 * 1024],
     ['bench.test/large', 36 * 1024 * 1024],
@@ -120,6 +131,7 @@ async function prepare(work: string, rssMiB: number, withRss: boolean): Promise<
     );
     const zip = randomBytes(size);
     await storage.save({ module, version, info, mod, zip: Readable.from([zip]) });
+    saved.push({ module, version, info, mod, zip });
     const dir = join(work, 'static', module, '@v');
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, `${version}.info`), info);
@@ -128,7 +140,7 @@ async function prepare(work: string, rssMiB: number, withRss: boolean): Promise<
   }
   await storage.close();
   const small = '/bench.test/small';
-  return [
+  const cells: Cell[] = [
     { key: 'info', endpoint: '.info', path: `${small}/@v/v1.0.0.info` },
     { key: 'mod', endpoint: '.mod', path: `${small}/@v/v1.0.0.mod` },
     { key: 'zip', endpoint: '.zip 32 KiB', path: `${small}/@v/v1.0.0.zip` },
@@ -136,6 +148,7 @@ async function prepare(work: string, rssMiB: number, withRss: boolean): Promise<
     { key: 'list', endpoint: '/@v/list', path: `${small}/@v/list` },
     { key: 'latest', endpoint: '/@latest', path: `${small}/@latest` },
   ];
+  return { cells, saved };
 }
 
 interface Target {
@@ -181,11 +194,13 @@ async function main(): Promise<void> {
   const withRss = !args.has('no-rss');
   const only = args.get('only')?.split(',');
   const cpuProf = args.get('cpu-prof');
+  const shape = args.get('shape') ?? 'embedded';
   if (!ensureDebianPackage('wrk', 'wrk') || !ensureNginx()) process.exit(2);
 
   const work = join(tmpdir(), `modproxy-proxy-bench-${process.pid}`);
   await rm(work, { recursive: true, force: true });
-  const cells = (await prepare(work, rssMiB, withRss)).filter((cell) => !only || only.includes(cell.key));
+  const prepared = await prepare(work, rssMiB, withRss);
+  const cells = prepared.cells.filter((cell) => !only || only.includes(cell.key));
   const main = bundleBenchApp(root, 'proxy', 'proxy');
   const started: AppProcess[] = [];
   const stops: Array<() => Promise<unknown>> = [];
@@ -235,6 +250,9 @@ async function main(): Promise<void> {
         url: proxy.match[1] ?? '',
         pids: processTree(proxy.child.pid),
       });
+    }
+    if (shape === 'production') {
+      ours.push(await startProductionShape(work, prepared.saved, nginx.url, stops));
     }
     // list and latest as ours answers them, as static files: the same bytes for every server.
     const first = ours[0];
@@ -369,6 +387,67 @@ function report(
     );
     printTable(rssRows);
   }
+}
+
+/**
+ * The production shape beside the embedded default: the proxy (STORAGE_TYPE=grpc, WORKERS=1 as
+ * containers run it, its content cache on: memory and a local-disk tier) → the storage service →
+ * FerretDB on PostgreSQL, with the bench's versions stored through the storage service. Warm
+ * cells are answered from the cache; the table shows what is left of the embedded figures.
+ */
+async function startProductionShape(
+  work: string,
+  saved: BenchVersion[],
+  upstream: string,
+  stops: Array<() => Promise<unknown>>,
+): Promise<Target> {
+  const env = { PATH: process.env['PATH'] ?? '', HOME: work };
+  await ensureFerretDb();
+  const ferretDb = await startFerretDb();
+  stops.push(() => ferretDb.stop());
+  const storageMain = bundleBenchApp(root, 'proxy', 'storage');
+  const storage = await startAppProcess(storageMain, {
+    env: {
+      ...env,
+      GRPC_HOST: '127.0.0.1',
+      GRPC_PORT: '0',
+      HTTP_PORT: '0',
+      LOG_LEVEL: 'warn',
+      STORAGE_BACKEND: 'mongo',
+      MONGODB_URI: ferretDb.uri,
+      MONGODB_DATABASE: 'modproxy_proxy_bench',
+    },
+    ready: /storage service listening: grpc (\S+):(\d+) http (\d+)/,
+  });
+  stops.push(() => storage.stop(30_000));
+  const grpcUrl = `127.0.0.1:${storage.match[2] ?? ''}`;
+  const client = new GrpcStorage({ url: grpcUrl });
+  for (const version of saved) {
+    process.stderr.write(`storing ${version.module}@${version.version} in the storage service…\n`);
+    await client.save({ ...version, zip: Readable.from([version.zip]) });
+  }
+  await client.close();
+  const main = bundleBenchApp(root, 'proxy', 'proxy');
+  const proxy = await startAppProcess(main, {
+    env: {
+      ...env,
+      PORT: '0',
+      STORAGE_TYPE: 'grpc',
+      STORAGE_GRPC_URL: grpcUrl,
+      UPSTREAM: upstream,
+      CACHE_DIR: join(work, 'proxy-cache'),
+      LOG_LEVEL: 'warn',
+      WORKERS: '1',
+      GO_WORK_DIR: work,
+    },
+    ready: /export GOPROXY=(\S+)/,
+  });
+  stops.push(() => proxy.stop(30_000));
+  return {
+    name: 'ours, production shape (grpc, warm cache)',
+    url: proxy.match[1] ?? '',
+    pids: processTree(proxy.child.pid),
+  };
 }
 
 async function freePort(): Promise<number> {
