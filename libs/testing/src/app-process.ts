@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { hermeticChildOptions } from './hermetic-children';
@@ -10,7 +9,11 @@ export interface AppProcess {
   match: RegExpExecArray;
   stdout(): string;
   stderr(): string;
-  /** SIGTERM, then waits for the exit; resolves with the exit code (SIGKILL after `graceMs`). */
+  /**
+   * SIGTERM, then waits for the exit and the end of its output (stdout and stderr closed, so
+   * {@link stdout} holds everything it printed); resolves with the exit code (SIGKILL after
+   * `graceMs`).
+   */
   stop(graceMs?: number): Promise<number | null>;
 }
 
@@ -63,14 +66,25 @@ export async function startAppProcess(main: string, options: StartAppProcessOpti
   let err = '';
   child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  // 'exit' can come before the last of the output is read (and a cluster worker sharing the
+  // pipes prints after its primary exited): 'close' comes once both pipes ended.
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const stop = async (graceMs = 10_000): Promise<number | null> => {
-    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-    const exited = once(child, 'exit') as Promise<[number | null]>;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    const [code] = await exited;
-    clearTimeout(timer);
-    return code;
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    // A descendant that outlives the process and keeps its pipes open must not hold this up.
+    const abandon = () => {
+      const timer = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+      }, graceMs);
+      void closed.finally(() => clearTimeout(timer));
+    };
+    if (child.exitCode !== null || child.signalCode !== null) abandon();
+    else child.once('exit', abandon);
+    await closed;
+    clearTimeout(kill);
+    return child.exitCode;
   };
   const match = await new Promise<RegExpExecArray>((resolve, reject) => {
     const timer = setTimeout(() => {
