@@ -1,10 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { errors, toModuleError } from '@modproxy/errors';
+import { abortedError, errors, throwIfAborted, toModuleError } from '@modproxy/errors';
 import {
-  abortedError,
   chunkToBuffer,
-  throwIfAborted,
   type CallOptions,
   type CatalogOptions,
   type CatalogPage,

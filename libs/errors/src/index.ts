@@ -1,2 +1,3 @@
 export * from './module-error';
 export * from './http-status';
+export * from './aborted';

@@ -1,5 +1,4 @@
-import { errors, type ModuleError } from '@modproxy/errors';
-import { abortedByDeadline } from '@modproxy/upstream';
+import { abortedByDeadline, errors, type ModuleError } from '@modproxy/errors';
 
 /**
  * Collapses concurrent calls for the same key into one: the first caller starts the work,

@@ -10,7 +10,13 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { storageV1 } from '@modproxy/contracts';
-import { errors, toModuleError, type ModuleError, type ModuleErrorOptions } from '@modproxy/errors';
+import {
+  abortedError,
+  errors,
+  toModuleError,
+  type ModuleError,
+  type ModuleErrorOptions,
+} from '@modproxy/errors';
 import type {
   CallOptions,
   CatalogOptions,
@@ -73,14 +79,6 @@ type UnaryInvoke<Res> = (
 
 /** The largest page size a request can carry: the field is an int32. */
 const MAX_INT32 = 2 ** 31 - 1;
-
-function abortedError(op: string, signal: AbortSignal, refs: ModuleErrorOptions): ModuleError {
-  const reason: unknown = signal.reason;
-  const message = reason instanceof Error ? reason.message : 'the operation was aborted';
-  return reason instanceof Error && reason.name === 'TimeoutError'
-    ? errors.timeout(op, message, { ...refs, cause: reason })
-    : errors.cancelled(op, message, { ...refs, cause: reason });
-}
 
 /** Values that protobuf could not even encode are rejected here, with the kind the server would use. */
 function checkText(op: string, name: string, value: unknown, refs: ModuleErrorOptions): void {

@@ -10,7 +10,7 @@ import { mkdir, open, readdir, rename, rm, stat, utimes } from 'node:fs/promises
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { addAbortSignal } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { errors, type ModuleErrorOptions } from '@modproxy/errors';
+import { errors, throwIfAborted, type ModuleErrorOptions } from '@modproxy/errors';
 import {
   escapePath,
   escapeVersion,
@@ -40,7 +40,6 @@ import {
   checkModuleVersion,
   chunkToBuffer,
   normalizeZipSha256,
-  throwIfAborted,
   toStorageError,
 } from './storage-call';
 

@@ -22,11 +22,9 @@ export {
   type IndexRequest,
 } from './index-paging';
 export {
-  abortedError,
   checkModule,
   checkModuleVersion,
   chunkToBuffer,
   normalizeZipSha256,
-  throwIfAborted,
   toStorageError,
 } from './storage-call';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Readable, addAbortSignal } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { errors } from '@modproxy/errors';
+import { errors, throwIfAborted } from '@modproxy/errors';
 import { sortVersions } from '@modproxy/gomod';
 import { compareCatalogEntries, pageOfSorted, parseCatalogOptions } from './catalog-paging';
 import { compareIndexEntries, pageOfSortedIndex, parseIndexOptions } from './index-paging';
@@ -22,7 +22,6 @@ import {
   checkModuleVersion,
   chunkToBuffer,
   normalizeZipSha256,
-  throwIfAborted,
   toStorageError,
 } from './storage-call';
 

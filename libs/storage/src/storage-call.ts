@@ -1,4 +1,4 @@
-import { errors, ModuleError, toModuleError, type ModuleErrorOptions } from '@modproxy/errors';
+import { abortedError, errors, ModuleError, toModuleError, type ModuleErrorOptions } from '@modproxy/errors';
 import { checkModulePath, isCanonicalVersion } from '@modproxy/gomod';
 
 /**
@@ -34,27 +34,6 @@ export function checkModuleVersion(op: string, module: string, version: string):
       },
     );
   }
-}
-
-/** The error for a call whose signal has fired: a deadline keeps its meaning as `timeout`. */
-export function abortedError(op: string, signal: AbortSignal, options: ModuleErrorOptions = {}): ModuleError {
-  const reason: unknown = signal.reason;
-  // DOMException (what AbortSignal.timeout() uses) is not an Error subclass everywhere.
-  const { name, message } =
-    typeof reason === 'object' && reason !== null ? (reason as { name?: unknown; message?: unknown }) : {};
-  const text = typeof message === 'string' && message !== '' ? message : 'the operation was aborted';
-  if (name === 'TimeoutError') {
-    return errors.timeout(op, text, { ...options, cause: reason });
-  }
-  return errors.cancelled(op, text, { ...options, cause: reason });
-}
-
-export function throwIfAborted(
-  op: string,
-  signal: AbortSignal | undefined,
-  options: ModuleErrorOptions = {},
-): void {
-  if (signal?.aborted) throw abortedError(op, signal, options);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { abortedByDeadline } from './abort-reason';
+import { abortedByDeadline } from '@modproxy/errors';
 
 /**
  * Why a call's signal fired: its own deadline passed (`deadline`), a deadline of the caller's

@@ -2,8 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { errors, type ModuleError } from '@modproxy/errors';
-import { abortedByDeadline } from './abort-reason';
+import { abortedByDeadline, errors, type ModuleError } from '@modproxy/errors';
 import { HostSlots } from './host-slots';
 
 export interface GoCommandOptions {

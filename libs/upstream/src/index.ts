@@ -9,5 +9,4 @@ export * from './create-upstream';
 export * from './upstream-config';
 export * from './observed-upstream';
 export { withDeadline } from './call-deadline';
-export { abortedByDeadline } from './abort-reason';
 export * from './crawl';

@@ -1,6 +1,5 @@
-import { errors, isModuleError, toModuleError, type ModuleError } from '@modproxy/errors';
+import { abortedByDeadline, errors, isModuleError, toModuleError, type ModuleError } from '@modproxy/errors';
 import type { ModuleFilter } from '@modproxy/gomod';
-import { abortedByDeadline } from './abort-reason';
 import { OffUpstream } from './off-upstream';
 import type { GoproxyListEntry } from './parse-goproxy';
 import type { FetchedVersion, Upstream, UpstreamCallOptions, VersionFile } from './upstream';

@@ -9,7 +9,7 @@ import {
 } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { lathensV1 } from '@modproxy/contracts';
-import { errors, type ModuleError, type ModuleErrorOptions } from '@modproxy/errors';
+import { abortedError, type ModuleErrorOptions } from '@modproxy/errors';
 import type { CallOptions } from '@modproxy/storage';
 import {
   bearerMetadata,
@@ -59,14 +59,6 @@ const HealthClientConstructor = makeGenericClientConstructor(healthService, 'Hea
   address: string,
   channelCredentials: ChannelCredentials,
 ) => HealthClient;
-
-function aborted(op: string, signal: AbortSignal, refs: ModuleErrorOptions): ModuleError {
-  const reason: unknown = signal.reason;
-  const message = reason instanceof Error ? reason.message : 'the operation was aborted';
-  return reason instanceof Error && reason.name === 'TimeoutError'
-    ? errors.timeout(op, message, { ...refs, cause: reason })
-    : errors.cancelled(op, message, { ...refs, cause: reason });
-}
 
 /**
  * The versions provider of a proxy that uses lathens: every call goes to lathens'
@@ -169,7 +161,7 @@ export class GrpcVersions implements VersionService {
     invoke: Invoke<Res>,
   ): Promise<Res> {
     const op = `lathens.grpc.${method}`;
-    if (signal?.aborted) return Promise.reject(aborted(op, signal, refs));
+    if (signal?.aborted) return Promise.reject(abortedError(op, signal, refs));
     return new Promise<Res>((resolve, reject) => {
       const call = invoke(
         bearerMetadata(this.token),
@@ -177,7 +169,8 @@ export class GrpcVersions implements VersionService {
         (error, response) => {
           signal?.removeEventListener('abort', onAbort);
           if (!error) return resolve(response);
-          if (signal?.aborted && error.code === status.CANCELLED) return reject(aborted(op, signal, refs));
+          if (signal?.aborted && error.code === status.CANCELLED)
+            return reject(abortedError(op, signal, refs));
           reject(fromGrpcError(error, op, refs));
         },
       );

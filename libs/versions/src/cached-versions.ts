@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { errors, isModuleError, ModuleError, toModuleError } from '@modproxy/errors';
+import { abortedError, errors, isModuleError, ModuleError, toModuleError } from '@modproxy/errors';
 import { chooseLatest, isCanonicalVersion, isPseudoVersion, listVersions } from '@modproxy/gomod';
 import type { CallOptions, ModuleStorage } from '@modproxy/storage';
 import type { Upstream } from '@modproxy/upstream';
@@ -680,15 +680,7 @@ export class CachedVersions implements VersionsProvider {
 }
 
 function abortedResolution(signal: AbortSignal): Resolution {
-  const reason: unknown = signal.reason;
-  const message = reason instanceof Error ? reason.message : 'the request was cancelled';
-  const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
-  return {
-    error: timedOut
-      ? errors.timeout('versions', message, { cause: reason })
-      : errors.cancelled('versions', message, { cause: reason }),
-    outcome: 'failed',
-  };
+  return { error: abortedError('versions', signal), outcome: 'failed' };
 }
 
 function encodeList(versions: readonly string[]): Buffer {

@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { errors } from '@modproxy/errors';
-import { abortedByDeadline } from '../abort-reason';
+import { abortedByDeadline, errors } from '@modproxy/errors';
 import { inheritedFromServer } from '../go-command';
 
 export interface GitCommandOptions {

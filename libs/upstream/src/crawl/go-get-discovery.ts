@@ -1,7 +1,6 @@
 import { Agent, request, type RequestOptions } from 'node:https';
 import type { IncomingMessage } from 'node:http';
-import { errors, type ModuleError } from '@modproxy/errors';
-import { abortedByDeadline } from '../abort-reason';
+import { abortedByDeadline, errors, type ModuleError } from '@modproxy/errors';
 import { withDeadline } from '../call-deadline';
 import { parseGoImportMeta, type GoImportMeta } from './go-import-meta';
 
