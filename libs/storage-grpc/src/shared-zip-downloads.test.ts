@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isModuleError } from '@modproxy/errors';
@@ -120,7 +120,9 @@ describe('concurrent zip reads through GrpcStorage', () => {
   });
 
   it('fail with internal, not a crash, when the spool cannot be made', async () => {
-    const nowhere = new GrpcStorage({ url: `127.0.0.1:${server.port}`, zipSpoolDir: `${spoolDir}/missing` });
+    // A missing spool directory is made; one under a regular file cannot be, not even by root.
+    await writeFile(`${spoolDir}/a-file`, '');
+    const nowhere = new GrpcStorage({ url: `127.0.0.1:${server.port}`, zipSpoolDir: `${spoolDir}/a-file/spool` });
     try {
       const error = await nowhere.zip(module, 'v1.0.0').catch((e: unknown) => e);
       expect(isModuleError(error, 'internal'), String(error)).toBe(true);
