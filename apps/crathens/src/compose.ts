@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { errors } from '@modproxy/errors';
+import { grpcClientTls } from '@modproxy/grpc';
 import {
   createHttpMetrics,
   createUpstreamMetrics,
@@ -115,7 +115,7 @@ export async function composeCrathens(
   const storage = new GrpcStorage({
     url: config.STORAGE_GRPC_URL ?? '',
     ...(config.STORAGE_TOKEN ? { token: config.STORAGE_TOKEN } : {}),
-    tls: tlsOf(config.STORAGE_TLS, config.STORAGE_TLS_CA_FILE),
+    tls: grpcClientTls(config.STORAGE_TLS, config.STORAGE_TLS_CA_FILE),
     ...(config.GO_WORK_DIR ? { zipSpoolDir: config.GO_WORK_DIR } : {}),
   });
   const upstream =
@@ -129,7 +129,7 @@ export async function composeCrathens(
     ? new GrpcVersions({
         url: config.LATHENS_GRPC_URL,
         ...(config.LATHENS_GRPC_TOKEN ? { token: config.LATHENS_GRPC_TOKEN } : {}),
-        tls: tlsOf(config.LATHENS_TLS, config.LATHENS_TLS_CA_FILE),
+        tls: grpcClientTls(config.LATHENS_TLS, config.LATHENS_TLS_CA_FILE),
       })
     : undefined;
   const fetchQueue = new FetchQueue({ connection, prefix });
@@ -236,11 +236,6 @@ const nobodyToTell: VersionsProvider = {
   observe: async () => undefined,
   close: async () => undefined,
 };
-
-function tlsOf(enabled: boolean, caFile: string | undefined): false | { ca?: Buffer } {
-  if (!enabled && !caFile) return false;
-  return caFile ? { ca: readFileSync(caFile) } : {};
-}
 
 async function withDeadline<T>(promise: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

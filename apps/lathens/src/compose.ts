@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Redis } from 'ioredis';
+import { grpcClientTls } from '@modproxy/grpc';
 import type { HttpMetrics, Logger } from '@modproxy/observability';
 import { closeQueueConnection } from '@modproxy/queue';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
@@ -230,10 +230,7 @@ async function createStorage(config: LathensConfig): Promise<ModuleStorage | und
       return new GrpcStorage({
         url: config.STORAGE_GRPC_URL ?? '',
         ...(config.STORAGE_TOKEN ? { token: config.STORAGE_TOKEN } : {}),
-        tls:
-          config.STORAGE_TLS || config.STORAGE_TLS_CA_FILE
-            ? { ...(config.STORAGE_TLS_CA_FILE ? { ca: readFileSync(config.STORAGE_TLS_CA_FILE) } : {}) }
-            : false,
+        tls: grpcClientTls(config.STORAGE_TLS, config.STORAGE_TLS_CA_FILE),
         deadlineMs: config.UPSTREAM_TIMEOUT_MS,
         ...(config.GO_WORK_DIR ? { zipSpoolDir: config.GO_WORK_DIR } : {}),
       });

@@ -3,13 +3,13 @@ import {
   booleanFlag,
   delayMs,
   durationMs,
+  isLoopbackHost,
   loadConfig,
   logLevel,
   port,
   positiveInt,
   type LoadConfigOptions,
 } from '@modproxy/config';
-import { isLoopbackHost } from '@modproxy/storage-grpc';
 import { checkUpstreamConfig, upstreamConfigShape } from '@modproxy/upstream';
 
 const redisUrl = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');

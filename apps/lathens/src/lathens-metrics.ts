@@ -10,7 +10,7 @@ import {
   type UpstreamCallSample,
 } from '@modproxy/observability';
 import { QueueDepthReader } from '@modproxy/queue';
-import type { GrpcServedCall } from '@modproxy/storage-grpc';
+import type { GrpcServedCall } from '@modproxy/grpc';
 import type { AnswerOutcome, CachedVersionsEvents } from '@modproxy/versions';
 
 const KINDS = ['list', 'latest'] as const;

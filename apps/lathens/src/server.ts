@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
+import { grpcServerTls } from '@modproxy/grpc';
 import { closeHttp, listenHttp, urlHost } from '@modproxy/http';
 import type { Logger } from '@modproxy/observability';
 import { fetchTempDirs, leftoverFetchDirAgeMs, startTempDirSweeps } from '@modproxy/runtime';
@@ -42,9 +42,7 @@ export async function startLathens(
     shutdownGraceMs: config.SHUTDOWN_TIMEOUT_MS,
     onCall: composition.lathensMetrics.grpcCall,
     ...(config.GRPC_TOKEN ? { token: config.GRPC_TOKEN } : {}),
-    ...(config.TLS_CERT_FILE && config.TLS_KEY_FILE
-      ? { tls: { cert: readFileSync(config.TLS_CERT_FILE), key: readFileSync(config.TLS_KEY_FILE) } }
-      : {}),
+    tls: grpcServerTls(config.TLS_CERT_FILE, config.TLS_KEY_FILE),
   });
   // Health follows Redis: without it every answer costs an upstream call.
   grpc.setServing(false);

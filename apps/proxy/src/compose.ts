@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Redis } from 'ioredis';
 import {
@@ -16,6 +15,7 @@ import { closeQueueConnection, createQueueRedis, FetchQueue, RecentModules } fro
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage } from '@modproxy/storage-grpc';
 import { errors, toModuleError, type ModuleError } from '@modproxy/errors';
+import { grpcClientTls } from '@modproxy/grpc';
 import {
   CachedVersions,
   FailoverVersions,
@@ -377,10 +377,7 @@ function createVersions(
       url: config.LATHENS_GRPC_URL,
       deadlineMs: config.LATHENS_DEADLINE_MS,
       ...(config.LATHENS_GRPC_TOKEN ? { token: config.LATHENS_GRPC_TOKEN } : {}),
-      tls:
-        config.LATHENS_TLS || config.LATHENS_TLS_CA_FILE
-          ? { ...(config.LATHENS_TLS_CA_FILE ? { ca: readFileSync(config.LATHENS_TLS_CA_FILE) } : {}) }
-          : false,
+      tls: grpcClientTls(config.LATHENS_TLS, config.LATHENS_TLS_CA_FILE),
     });
     const versions = new FailoverVersions({
       primary: lathens,
@@ -430,10 +427,7 @@ export async function createStorage(config: ProxyConfig): Promise<ModuleStorage>
       return new GrpcStorage({
         url: config.STORAGE_GRPC_URL ?? '',
         ...(config.STORAGE_TOKEN ? { token: config.STORAGE_TOKEN } : {}),
-        tls:
-          config.STORAGE_TLS || config.STORAGE_TLS_CA_FILE
-            ? { ...(config.STORAGE_TLS_CA_FILE ? { ca: readFileSync(config.STORAGE_TLS_CA_FILE) } : {}) }
-            : false,
+        tls: grpcClientTls(config.STORAGE_TLS, config.STORAGE_TLS_CA_FILE),
         // Zips shared by concurrent readers are spooled where fetches write, not to /tmp (memory in containers).
         ...(config.GO_WORK_DIR ? { zipSpoolDir: config.GO_WORK_DIR } : {}),
       });

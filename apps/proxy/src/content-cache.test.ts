@@ -6,7 +6,8 @@ import { escapePath } from '@modproxy/gomod';
 import { createLogger } from '@modproxy/observability';
 import { MemoryStorage } from '@modproxy/storage';
 import { patternBuffer } from '@modproxy/storage/compliance';
-import { startStorageGrpcServer, type GrpcServedCall, type StorageGrpcServer } from '@modproxy/storage-grpc';
+import type { GrpcServedCall } from '@modproxy/grpc';
+import { startStorageGrpcServer, type StorageGrpcServer } from '@modproxy/storage-grpc';
 import {
   createTempDir,
   getFreePort,

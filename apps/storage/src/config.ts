@@ -2,6 +2,7 @@ import { z } from 'zod';
 import {
   booleanFlag,
   durationMs,
+  isLoopbackHost,
   loadConfig,
   type LoadConfigOptions,
   logLevel,
@@ -9,7 +10,6 @@ import {
   positiveInt,
 } from '@modproxy/config';
 import { MAX_ZIP_FILE } from '@modproxy/modzip';
-import { isLoopbackHost } from '@modproxy/storage-grpc';
 import { mongodbUriProblem } from './mongodb-uri-check';
 
 /** Every variable the storage service reads; README.md documents each one. */

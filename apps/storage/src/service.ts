@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { closeHttp, createServiceApp, finishServiceApp, listenHttp } from '@modproxy/http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
+import { grpcServerTls } from '@modproxy/grpc';
 import type { Logger } from '@modproxy/observability';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { startStorageGrpcServer } from '@modproxy/storage-grpc';
@@ -51,10 +51,7 @@ export async function startStorageService(
   const backend = await openBackend(config);
   const storageMetrics = new StorageMetrics();
   const metrics = storageMetrics.http;
-  const tls =
-    config.TLS_CERT_FILE && config.TLS_KEY_FILE
-      ? { cert: readFileSync(config.TLS_CERT_FILE), key: readFileSync(config.TLS_KEY_FILE) }
-      : undefined;
+  const tls = grpcServerTls(config.TLS_CERT_FILE, config.TLS_KEY_FILE);
   const grpc = await startStorageGrpcServer({
     storage: backend.storage,
     host: config.GRPC_HOST,

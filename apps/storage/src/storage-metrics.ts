@@ -5,7 +5,8 @@ import {
   Gauge,
   type HttpMetrics,
 } from '@modproxy/observability';
-import type { GrpcServedCall, ZipBytesListener } from '@modproxy/storage-grpc';
+import type { GrpcServedCall } from '@modproxy/grpc';
+import type { ZipBytesListener } from '@modproxy/storage-grpc';
 
 /**
  * The storage service's metrics: its admin HTTP port's, the gRPC calls by method and code,

@@ -4,12 +4,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isModuleError } from '@modproxy/errors';
 import { MemoryStorage } from '@modproxy/storage';
 import { patternBuffer, readAll } from '@modproxy/storage/compliance';
-import {
-  GrpcStorage,
-  startStorageGrpcServer,
-  type GrpcServedCall,
-  type StorageGrpcServer,
-} from '@modproxy/storage-grpc';
+import type { GrpcServedCall } from '@modproxy/grpc';
+import { GrpcStorage, startStorageGrpcServer, type StorageGrpcServer } from '@modproxy/storage-grpc';
 import { createTempDir, removeDir, waitUntil } from '@modproxy/testing';
 import { CachedStorage } from './cached-storage';
 

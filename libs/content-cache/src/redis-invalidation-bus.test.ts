@@ -7,12 +7,8 @@ import { isModuleError } from '@modproxy/errors';
 import { createQueueRedis } from '@modproxy/queue';
 import { MemoryStorage } from '@modproxy/storage';
 import { patternBuffer, readAll } from '@modproxy/storage/compliance';
-import {
-  GrpcStorage,
-  startStorageGrpcServer,
-  type GrpcServedCall,
-  type StorageGrpcServer,
-} from '@modproxy/storage-grpc';
+import type { GrpcServedCall } from '@modproxy/grpc';
+import { GrpcStorage, startStorageGrpcServer, type StorageGrpcServer } from '@modproxy/storage-grpc';
 import {
   createTempDir,
   removeDir,

@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { booleanFlag } from '@modproxy/config';
-import { isLoopbackListenHost } from './loopback-host';
+import { booleanFlag, isLoopbackHost } from '@modproxy/config';
 
 /**
  * The variables of an admin port's authentication (crathens' queue dashboard, the proxy's
@@ -38,7 +37,7 @@ export function checkAdminAuthConfig(
   ctx: z.RefinementCtx,
 ): void {
   const credentials = config.ADMIN_PASSWORD !== undefined || config.ADMIN_TOKEN !== undefined;
-  if (config.ADMIN_ALLOW_UNAUTHENTICATED && !credentials && !isLoopbackListenHost(config.ADMIN_HOST)) {
+  if (config.ADMIN_ALLOW_UNAUTHENTICATED && !credentials && !isLoopbackHost(config.ADMIN_HOST)) {
     ctx.addIssue({
       code: 'custom',
       path: ['ADMIN_ALLOW_UNAUTHENTICATED'],

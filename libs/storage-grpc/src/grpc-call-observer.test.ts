@@ -1,10 +1,10 @@
 import { credentials, makeGenericClientConstructor, type Client, type ServiceError } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { GrpcServedCall } from '@modproxy/grpc';
 import { MemoryStorage } from '@modproxy/storage';
 import { patternStream, streamDigest } from '@modproxy/storage/compliance';
 import { waitUntil } from '@modproxy/testing';
-import type { GrpcServedCall } from './grpc-call-observer';
 import { GrpcStorage } from './grpc-storage';
 import { startStorageGrpcServer } from './storage-grpc-server';
 

@@ -1,10 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
-  status,
-  type CallOptions as GrpcCallOptions,
   type ChannelOptions,
-  type ClientUnaryCall,
   type ClientWritableStream,
   type Metadata,
   type ServiceError,
@@ -17,6 +14,14 @@ import {
   type ModuleError,
   type ModuleErrorOptions,
 } from '@modproxy/errors';
+import {
+  bearerMetadata,
+  callUnary,
+  grpcCallFailure,
+  grpcChannelCredentials,
+  type GrpcClientTls,
+  type UnaryInvoke,
+} from '@modproxy/grpc';
 import type {
   CallOptions,
   CatalogOptions,
@@ -28,9 +33,6 @@ import type {
   ZipContent,
 } from '@modproxy/storage';
 import { MessageWriter } from './backpressure';
-import { bearerMetadata } from './bearer-token';
-import { fromGrpcError } from './error-codes';
-import { grpcChannelCredentials, type GrpcClientTls } from './grpc-credentials';
 import { SharedZipDownloads } from './shared-zip-downloads';
 import { asBuffer, DEFAULT_MAX_MESSAGE_BYTES, ZIP_CHUNK_BYTES, zipChunks } from './zip-chunks';
 
@@ -70,12 +72,6 @@ export interface GrpcStorageOptions {
 
 type GetZipResponse = storageV1.GetZipResponse;
 type SaveRequest = storageV1.SaveRequest;
-type UnaryCallback<Res> = (error: ServiceError | null, response: Res) => void;
-type UnaryInvoke<Res> = (
-  metadata: Metadata,
-  options: Partial<GrpcCallOptions>,
-  callback: UnaryCallback<Res>,
-) => ClientUnaryCall;
 
 /** The largest page size a request can carry: the field is an int32. */
 const MAX_INT32 = 2 ** 31 - 1;
@@ -335,7 +331,7 @@ export class GrpcStorage implements ModuleStorage {
         receive(stream, message.part);
       });
       call.on('error', (error: ServiceError) => {
-        if (!finished) fail(halted ?? this.failure(error, op, refs));
+        if (!finished) fail(halted ?? grpcCallFailure(error, op, refs));
       });
       call.on('end', () => {
         if (finished) return;
@@ -388,7 +384,7 @@ export class GrpcStorage implements ModuleStorage {
       call = this.client.save(this.metadata(), {}, (error) => {
         if (!error) return resolve();
         // An early answer (e.g. already-exists) must stop the upload too.
-        halt(this.failure(error, op, refs, signal));
+        halt(grpcCallFailure(error, op, refs, signal));
         reject(halted);
       });
     });
@@ -484,32 +480,12 @@ export class GrpcStorage implements ModuleStorage {
     return bearerMetadata(this.token);
   }
 
-  /** A failed call as a ModuleError; our own cancellation keeps the caller's reason. */
-  private failure(
-    error: ServiceError,
-    op: string,
-    refs: ModuleErrorOptions,
-    signal?: AbortSignal,
-  ): ModuleError {
-    if (signal?.aborted && error.code === status.CANCELLED) return abortedError(op, signal, refs);
-    return fromGrpcError(error, op, refs);
-  }
-
   private unary<Res>(
     op: string,
     refs: ModuleErrorOptions,
     signal: AbortSignal | undefined,
     invoke: UnaryInvoke<Res>,
   ): Promise<Res> {
-    if (signal?.aborted) return Promise.reject(abortedError(op, signal, refs));
-    return new Promise<Res>((resolve, reject) => {
-      const call = invoke(this.metadata(), { deadline: Date.now() + this.deadlineMs }, (error, response) => {
-        signal?.removeEventListener('abort', onAbort);
-        if (error) reject(this.failure(error, op, refs, signal));
-        else resolve(response);
-      });
-      const onAbort = () => call.cancel();
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return callUnary({ op, refs, signal, deadlineMs: this.deadlineMs, metadata: this.metadata() }, invoke);
   }
 }

@@ -1,11 +1,5 @@
-export * from './error-codes';
-export { bearerMetadata, hasBearerToken } from './bearer-token';
 export { createStorageServiceHandlers, type StorageServiceOptions } from './storage-service';
 export * from './storage-grpc-server';
 export * from './grpc-storage';
 export { ZIP_CHUNK_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from './zip-chunks';
-export * from './serve-grpc';
-export * from './grpc-credentials';
-export { isLoopbackHost } from './loopback-host';
-export * from './grpc-call-observer';
 export * from './zip-bytes-observer';

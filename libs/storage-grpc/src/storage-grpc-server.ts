@@ -1,12 +1,10 @@
 import type { Server, ServerOptions } from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
 import { storageV1 } from '@modproxy/contracts';
+import { grpcServerCredentials, serveGrpc, type GrpcCallListener, type GrpcServerTls } from '@modproxy/grpc';
 import type { ModuleStorage } from '@modproxy/storage';
 import { createStorageServiceHandlers, type StorageServiceOptions } from './storage-service';
-import { grpcServerCredentials, type GrpcServerTls } from './grpc-credentials';
-import type { GrpcCallListener } from './grpc-call-observer';
 import { observeZipBytes, type ZipBytesListener } from './zip-bytes-observer';
-import { serveGrpc } from './serve-grpc';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './zip-chunks';
 
 /** The name health checks ask about; the empty name stands for the whole server. */

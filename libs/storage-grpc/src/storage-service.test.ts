@@ -3,11 +3,10 @@ import { pipeline, Transform } from 'node:stream';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storageV1 } from '@modproxy/contracts';
+import { bearerMetadata, ERROR_KIND_METADATA_KEY } from '@modproxy/grpc';
 import { MemoryStorage, type CallOptions, type SaveInput, type ZipContent } from '@modproxy/storage';
 import { patternBuffer, readAll } from '@modproxy/storage/compliance';
 import { waitUntil } from '@modproxy/testing';
-import { bearerMetadata } from './bearer-token';
-import { ERROR_KIND_METADATA_KEY } from './error-codes';
 import { startStorageGrpcServer, type StorageGrpcServer } from './storage-grpc-server';
 import { ZIP_CHUNK_BYTES } from './zip-chunks';
 

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
-  status,
   type handleClientStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
@@ -12,13 +11,17 @@ import {
 import { storageV1 } from '@modproxy/contracts';
 import { errors, toModuleError, type ModuleError, type ModuleErrorOptions } from '@modproxy/errors';
 import { checkModulePath, isCanonicalVersion } from '@modproxy/gomod';
+import {
+  authorizedCall,
+  openServerCallScope,
+  toGrpcStatusError,
+  unaryHandler,
+  unauthenticatedStatus,
+} from '@modproxy/grpc';
 import { MAX_ZIP_FILE } from '@modproxy/modzip';
 import type { ModuleStorage, ZipContent } from '@modproxy/storage';
 import { MessageWriter } from './backpressure';
-import { hasBearerToken } from './bearer-token';
-import { grpcStatusError, toGrpcStatusError } from './error-codes';
 import { SaveRace } from './save-race';
-import { openServerCallScope, type ServerCall } from './server-call-scope';
 import { asBuffer, SHA256_HEX, ZIP_CHUNK_BYTES, zipChunks } from './zip-chunks';
 
 type SaveRequest = storageV1.SaveRequest;
@@ -60,35 +63,13 @@ function checkModuleVersion(op: string, module: string, version: string): void {
   }
 }
 
-function authorized(call: ServerCall, token: string | undefined): boolean {
-  return token === undefined || hasBearerToken(call.metadata, token);
-}
-
-function unauthenticated() {
-  return grpcStatusError(status.UNAUTHENTICATED, 'missing or wrong bearer token');
-}
-
-/** A unary method: authenticate, run with the call's cancellation, answer with data or a status. */
+/** A unary method of the storage service (see {@link unaryHandler}). */
 function unary<Req, Res>(
   method: string,
   token: string | undefined,
   handle: (request: Req, signal: AbortSignal, op: string) => Promise<Res>,
 ): handleUnaryCall<Req, Res> {
-  const op = `storage.grpc.${method}`;
-  return (call, callback) => {
-    if (!authorized(call, token)) {
-      callback(unauthenticated());
-      return;
-    }
-    const scope = openServerCallScope(call);
-    Promise.resolve()
-      .then(() => handle(call.request, scope.signal, op))
-      .then(
-        (response) => callback(null, response),
-        (error: unknown) => callback(toGrpcStatusError(error, op)),
-      )
-      .finally(() => scope.close());
-  };
+  return unaryHandler(`storage.grpc.${method}`, token, handle);
 }
 
 async function sendZip(
@@ -360,15 +341,15 @@ export function createStorageServiceHandlers(
       },
     ),
     getZip: ((call) => {
-      if (!authorized(call, token)) {
-        call.emit('error', unauthenticated());
+      if (!authorizedCall(call, token)) {
+        call.emit('error', unauthenticatedStatus());
         return;
       }
       void sendZip(storage, call, 'storage.grpc.getZip');
     }) satisfies handleServerStreamingCall<GetZipRequest, GetZipResponse>,
     save: ((call, callback) => {
-      if (!authorized(call, token)) {
-        callback(unauthenticated());
+      if (!authorizedCall(call, token)) {
+        callback(unauthenticatedStatus());
         return;
       }
       receiveSave(storage, call, callback, 'storage.grpc.save', maxZipBytes, race);

@@ -1,6 +1,5 @@
 import {
   makeGenericClientConstructor,
-  status,
   type ChannelCredentials,
   type Client,
   type ClientUnaryCall,
@@ -9,14 +8,15 @@ import {
 } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { lathensV1 } from '@modproxy/contracts';
-import { abortedError, type ModuleErrorOptions } from '@modproxy/errors';
-import type { CallOptions } from '@modproxy/storage';
+import type { ModuleErrorOptions } from '@modproxy/errors';
 import {
   bearerMetadata,
-  fromGrpcError,
+  callUnary,
   grpcChannelCredentials,
   type GrpcClientTls,
-} from '@modproxy/storage-grpc';
+  type UnaryInvoke,
+} from '@modproxy/grpc';
+import type { CallOptions } from '@modproxy/storage';
 import type { LatestAnswer, ListAnswer } from '@modproxy/versions';
 import { sourceFromWire, type VersionService } from './version-service';
 import { VERSION_SERVICE_NAME } from './versions-grpc-server';
@@ -39,12 +39,6 @@ export interface GrpcVersionsOptions {
   /** Deadline of observe, invalidate and health checks: no upstream behind them. Default: 5000. */
   shortDeadlineMs?: number;
 }
-
-type Invoke<Res> = (
-  metadata: Metadata,
-  options: { deadline: number },
-  callback: (error: ServiceError | null, response: Res) => void,
-) => ClientUnaryCall;
 
 interface HealthClient extends Client {
   check(
@@ -158,24 +152,11 @@ export class GrpcVersions implements VersionService {
     refs: ModuleErrorOptions,
     signal: AbortSignal | undefined,
     deadlineMs: number,
-    invoke: Invoke<Res>,
+    invoke: UnaryInvoke<Res>,
   ): Promise<Res> {
-    const op = `lathens.grpc.${method}`;
-    if (signal?.aborted) return Promise.reject(abortedError(op, signal, refs));
-    return new Promise<Res>((resolve, reject) => {
-      const call = invoke(
-        bearerMetadata(this.token),
-        { deadline: Date.now() + deadlineMs },
-        (error, response) => {
-          signal?.removeEventListener('abort', onAbort);
-          if (!error) return resolve(response);
-          if (signal?.aborted && error.code === status.CANCELLED)
-            return reject(abortedError(op, signal, refs));
-          reject(fromGrpcError(error, op, refs));
-        },
-      );
-      const onAbort = () => call.cancel();
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return callUnary(
+      { op: `lathens.grpc.${method}`, refs, signal, deadlineMs, metadata: bearerMetadata(this.token) },
+      invoke,
+    );
   }
 }

@@ -1,9 +1,8 @@
 import type { handleUnaryCall } from '@grpc/grpc-js';
-import { status } from '@grpc/grpc-js';
 import { lathensV1 } from '@modproxy/contracts';
 import { errors } from '@modproxy/errors';
 import { checkModulePath, isCanonicalVersion } from '@modproxy/gomod';
-import { grpcStatusError, hasBearerToken, toGrpcStatusError } from '@modproxy/storage-grpc';
+import { unaryHandler } from '@modproxy/grpc';
 import type { CallOptions } from '@modproxy/storage';
 import type { AnswerSource, ListAnswer, VersionsProvider } from '@modproxy/versions';
 
@@ -52,40 +51,22 @@ function infoFields(info: Buffer): { version: string; time?: Date } {
   }
 }
 
-/** The signal handed to the service: the call's cancellation or deadline. */
-function callSignal(call: {
-  cancelled: boolean;
-  once(event: 'cancelled', listener: () => void): unknown;
-}): AbortSignal {
-  const controller = new AbortController();
-  if (call.cancelled) controller.abort();
-  else call.once('cancelled', () => controller.abort());
-  return controller.signal;
-}
-
+/** A unary method of the version service (see {@link unaryHandler}); its errors name the module. */
 function unary<Req extends { module: string }, Res>(
   method: string,
   token: string | undefined,
   handle: (request: Req, signal: AbortSignal, op: string) => Promise<Res>,
 ): handleUnaryCall<Req, Res> {
-  const op = `lathens.grpc.${method}`;
-  return (call, callback) => {
-    if (token !== undefined && !hasBearerToken(call.metadata, token)) {
-      callback(grpcStatusError(status.UNAUTHENTICATED, 'missing or wrong bearer token'));
-      return;
-    }
-    const signal = callSignal(call);
-    Promise.resolve()
-      .then(() => {
-        // The transport checks input itself: module paths become Redis keys and job ids.
-        checkModulePath(call.request.module);
-        return handle(call.request, signal, op);
-      })
-      .then(
-        (response) => callback(null, response),
-        (error: unknown) => callback(toGrpcStatusError(error, op, { module: call.request.module })),
-      );
-  };
+  return unaryHandler<Req, Res>(
+    `lathens.grpc.${method}`,
+    token,
+    (request, signal, op) => {
+      // The transport checks input itself: module paths become Redis keys and job ids.
+      checkModulePath(request.module);
+      return handle(request, signal, op);
+    },
+    (request) => ({ module: request.module }),
+  );
 }
 
 /** grpc-js handlers of `modproxy.lathens.v1.VersionService` over a VersionService. */

@@ -1,10 +1,5 @@
 import type { Server } from '@grpc/grpc-js';
-import {
-  grpcServerCredentials,
-  serveGrpc,
-  type GrpcCallListener,
-  type GrpcServerTls,
-} from '@modproxy/storage-grpc';
+import { grpcServerCredentials, serveGrpc, type GrpcCallListener, type GrpcServerTls } from '@modproxy/grpc';
 import { lathensV1 } from '@modproxy/contracts';
 import {
   createVersionServiceHandlers,
