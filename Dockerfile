@@ -48,8 +48,8 @@ RUN for app in proxy storage lathens crathens; do node scripts/build-app.mjs "$a
 # (docker and compose copy the image's directory into it) is writable for it.
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
-RUN mkdir -p /var/lib/modproxy/storage /var/cache/modproxy \
-  && chown -R 1000:1000 /var/lib/modproxy /var/cache/modproxy
+RUN mkdir -p /var/lib/modproxy/storage /var/cache/modproxy /var/cache/modproxy-content \
+  && chown -R 1000:1000 /var/lib/modproxy /var/cache/modproxy /var/cache/modproxy-content
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./

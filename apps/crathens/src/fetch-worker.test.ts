@@ -153,6 +153,8 @@ describe('crathens fetch worker (Redis, the storage service and lathens over gRP
     const flaky = await StaticGoproxy.start(goproxyDir);
     try {
       await exportFixturesAsGoproxy(harness.fixtures, goproxyDir, { modules: [hello] });
+      // Stored by an earlier test of this file (the storage service is shared): cold again.
+      await harness.inspector.delete(hello.path, 'v1.0.0').catch(() => undefined);
       await flaky.setMode('500');
       const prefix = harness.newPrefix();
       const { upstream } = await harness.startInProcess(prefix, { UPSTREAM: flaky.url });

@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { jobsV1 } from '@modproxy/contracts';
 import { errors } from '@modproxy/errors';
-import { startInMemoryTracing, startRedisServer, type RedisServer } from '@modproxy/testing';
+import { startInMemoryTracing, startRedisServer, waitUntil, type RedisServer } from '@modproxy/testing';
 import { CrawlQueue } from './crawl-queue';
 import { FetchQueue } from './fetch-queue';
 import { JobWorker, type JobHandler } from './job-worker';
@@ -121,6 +121,11 @@ describe('trace context through jobs (real Redis)', () => {
     const { request } = await inRequest(() =>
       fetches.fetchAndWait(MODULE, 'v1.0.1', { timeoutMs: 10_000 }).catch((error: unknown) => error),
     );
+    // The waiter is answered by the first failed attempt; the job's retry comes after its backoff.
+    await waitUntil(() => named(tracing.spans(), `process ${FETCH_QUEUE}`).length >= 3, {
+      what: 'the third attempt',
+      timeoutMs: 20_000,
+    });
     const consumers = named(tracing.spans(), `process ${FETCH_QUEUE}`);
     expect(consumers.map((span) => span.status.code)).toEqual([
       SpanStatusCode.UNSET,
