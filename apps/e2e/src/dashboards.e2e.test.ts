@@ -102,9 +102,11 @@ describe('the dashboards in a browser (Bull Board on crathens, the proxy’s sta
     proxyUrl = proxy.match[2] ?? '';
 
     // Real traffic: a version fetched through the queue, one that does not exist upstream, and
-    // one whose host answers 429 with Retry-After, which cools the host down.
+    // one whose host answers 429 with Retry-After, which cools the host down. The missing one's
+    // zip is asked for: a cold .info is answered by upstream's .info alone (early answers), so a
+    // 404 there queues nothing, while a zip always goes through the queue.
     expect((await fetch(`${proxyUrl}/${GOOD}/@v/v1.0.0.info`)).status).toBe(200);
-    const missing = await fetch(`${proxyUrl}/${MISSING}/@v/v1.9.9.info`);
+    const missing = await fetch(`${proxyUrl}/${MISSING}/@v/v1.9.9.zip`);
     expect(missing.status).toBe(404);
     const redis = createQueueRedis(inject('redisUrl'));
     const politeness = new HostPoliteness({

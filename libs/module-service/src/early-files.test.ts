@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { errors } from '@modproxy/errors';
 import { escapePath } from '@modproxy/gomod';
 import { MemoryStorage } from '@modproxy/storage';
 import { readAll } from '@modproxy/storage/compliance';
@@ -178,5 +179,31 @@ describe('early .info and .mod: answered from upstream alone, the zip fetched be
     // Answered only once the whole version was fetched and stored.
     expect(await storage.exists(large.module, large.version)).toBe(true);
     expect(goproxy.requestCount(at(large, 'zip'))).toBe(1);
+  });
+
+  it('hands the whole version to the fetcher when upstream is busy with a file alone (429 Retry-After)', async () => {
+    const busy: Upstream = {
+      name: 'busy for files alone',
+      list: (module, options) => upstream.list(module, options),
+      latest: (module, options) => upstream.latest(module, options),
+      info: (module, query, options) => upstream.info(module, query, options),
+      fetch: (module, version, options) => upstream.fetch(module, version, options),
+      versionFile: (module, version, file) =>
+        Promise.reject(
+          errors.badGateway(`upstream.${file}`, 'upstream failed: 429', {
+            module,
+            version,
+            retryAfterSeconds: 30,
+          }),
+        ),
+    };
+    const modules = service(busy);
+    let unverified = false;
+    const mod = await modules.mod(large.module, large.version, { onUnverified: () => (unverified = true) });
+    // Answered by the whole fetch, verified and stored, and no failure was reported.
+    expect(mod.equals(large.mod)).toBe(true);
+    expect(unverified).toBe(false);
+    expect(await storage.exists(large.module, large.version)).toBe(true);
+    expect(failures).toEqual([]);
   });
 });

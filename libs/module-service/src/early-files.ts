@@ -80,7 +80,7 @@ export class EarlyFiles {
 
   /**
    * The file from upstream alone, with the version's fetch started behind it; undefined when
-   * upstream cannot give it alone (the caller fetches the whole version first).
+   * upstream cannot give it alone or is busy (the caller fetches the whole version first).
    */
   async read(
     module: string,
@@ -126,8 +126,12 @@ export class EarlyFiles {
         throw errors.badGateway(op, `upstream .mod of ${version} is not a go.mod`, { module, version });
       }
     } catch (error) {
-      // What the whole fetch would have reported, had it been asked: the status page, metrics, logs.
       const failure = sharedWorkError(error, op, module, version);
+      // Upstream is busy (429, or a 5xx with Retry-After): backing off is the fetcher's job (the
+      // queue cools the host down and retries, and its waiters get the first attempt's answer),
+      // so the whole version goes to it, which reports what happens.
+      if (failure.retryAfterSeconds !== undefined) return undefined;
+      // What the whole fetch would have reported, had it been asked: the status page, metrics, logs.
       if (report) this.events.fetchFailed?.(module, version, failure);
       throw failure;
     } finally {
