@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { abortedByDeadline, errors, type ModuleError } from '@modproxy/errors';
 import { HostSlots } from './host-slots';
+import { runProcessGroup, type ProcessGroupResult } from './process-group';
 
 export interface GoCommandOptions {
   /** The go command to run, a name on PATH or a path. @default 'go' */
@@ -232,78 +232,36 @@ export class GoCommand {
     }
   }
 
-  private spawn(args: readonly string[], options: GoRunOptions): Promise<GoRunResult> {
-    return new Promise((resolve, reject) => {
-      if (options.signal?.aborted) {
-        reject(abortError(options, args, 'before it started'));
-        return;
-      }
-      const child = spawn(this.goBinary, args, {
+  private async spawn(args: readonly string[], options: GoRunOptions): Promise<GoRunResult> {
+    if (options.signal?.aborted) throw abortError(options, args, 'before it started');
+    const context = { module: options.module, version: options.version };
+    let ran: ProcessGroupResult;
+    try {
+      ran = await runProcessGroup(this.goBinary, args, {
         cwd: options.dir,
         env: this.environment(options.dir),
-        // Its own process group, so that a timeout kills git and ssh along with the go command.
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
+        timeoutMs: this.timeoutMs,
+        maxStderrChars: MAX_STDERR_CHARS,
+        ...(options.signal ? { signal: options.signal } : {}),
       });
-      const stdout: Buffer[] = [];
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-      child.stderr.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString('utf8');
-        if (stderr.length > 2 * MAX_STDERR_CHARS) stderr = stderr.slice(-MAX_STDERR_CHARS);
+    } catch (error) {
+      throw errors.internal(options.op, `cannot run ${this.goBinary}: ${(error as Error).message}`, {
+        ...context,
+        cause: error,
       });
-      let endedBy: 'timeout' | 'cancelled' | undefined;
-      const killGroup = (reason: 'timeout' | 'cancelled'): void => {
-        endedBy ??= reason;
-        if (child.pid === undefined) return;
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // The group is already gone.
-        }
-      };
-      const timer = setTimeout(() => killGroup('timeout'), this.timeoutMs);
-      const onAbort = (): void => killGroup('cancelled');
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      const cleanUp = (): void => {
-        clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
-      };
-      child.once('error', (error) => {
-        cleanUp();
-        reject(
-          errors.internal(options.op, `cannot run ${this.goBinary}: ${error.message}`, {
-            module: options.module,
-            version: options.version,
-            cause: error,
-          }),
+    }
+    switch (ran.end) {
+      case 'timeout':
+        throw errors.timeout(
+          options.op,
+          `${subject(options, args)}: timed out: the go command did not finish within ${this.timeoutMs} ms`,
+          { ...context, detail: `upstream direct: go ${args.join(' ')} killed after ${this.timeoutMs} ms` },
         );
-      });
-      child.once('close', (exitCode) => {
-        cleanUp();
-        if (endedBy === 'timeout') {
-          reject(
-            errors.timeout(
-              options.op,
-              `${subject(options, args)}: timed out: the go command did not finish within ${this.timeoutMs} ms`,
-              {
-                module: options.module,
-                version: options.version,
-                detail: `upstream direct: go ${args.join(' ')} killed after ${this.timeoutMs} ms`,
-              },
-            ),
-          );
-        } else if (endedBy === 'cancelled') {
-          reject(abortError(options, args, 'while the go command ran'));
-        } else {
-          resolve({
-            stdout: Buffer.concat(stdout).toString('utf8'),
-            stderr: stderr.slice(-MAX_STDERR_CHARS),
-            exitCode,
-          });
-        }
-      });
-    });
+      case 'cancelled':
+        throw abortError(options, args, 'while the go command ran');
+      default:
+        return { stdout: ran.stdout.toString('utf8'), stderr: ran.stderr, exitCode: ran.exitCode };
+    }
   }
 }
 
@@ -312,14 +270,24 @@ export function inheritedFromServer(name: string): boolean {
   return INHERITED_FROM_SERVER.has(name) || GIT_CONFIG_PAIR.test(name);
 }
 
-function buildBaseEnv(options: GoCommandOptions): Record<string, string> {
+/**
+ * What a VCS command (the go command, git) gets of the server's environment: the allow list
+ * only, and no prompts, since a command waiting for a password would hang until its deadline.
+ */
+export function vcsEnvironment(
+  baseEnv: Record<string, string | undefined> = process.env,
+): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(options.baseEnv ?? process.env)) {
+  for (const [key, value] of Object.entries(baseEnv)) {
     if (value !== undefined && inheritedFromServer(key)) env[key] = value;
   }
-  // A go command waiting for a password would hang until the deadline.
   env['GIT_TERMINAL_PROMPT'] = '0';
   env['GCM_INTERACTIVE'] = 'never';
+  return env;
+}
+
+function buildBaseEnv(options: GoCommandOptions): Record<string, string> {
+  const env = vcsEnvironment(options.baseEnv);
   // Another toolchain would be downloaded from the network, outside any deadline we control.
   env['GOTOOLCHAIN'] = 'local';
   if (options.netrcPath !== undefined) env['NETRC'] = options.netrcPath;

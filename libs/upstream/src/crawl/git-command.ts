@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { abortedByDeadline, errors } from '@modproxy/errors';
-import { inheritedFromServer } from '../go-command';
+import { vcsEnvironment } from '../go-command';
+import { runProcessGroup, type ProcessGroupResult } from '../process-group';
 
 export interface GitCommandOptions {
   /** The git binary, a name on PATH or a path (GIT_BINARY). @default 'git' */
@@ -53,14 +53,11 @@ export class GitCommand {
     this.gitBinary = options.gitBinary ?? 'git';
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.maxOutputBytes = options.maxOutputBytes ?? 32 * MiB;
-    const env: Record<string, string> = {};
-    for (const [key, value] of Object.entries(options.baseEnv ?? process.env)) {
-      if (value !== undefined && inheritedFromServer(key)) env[key] = value;
-    }
+    const env = vcsEnvironment(options.baseEnv);
     Object.assign(env, options.env);
     if (options.netrcPath !== undefined) env['NETRC'] = options.netrcPath;
-    // A git waiting for a password would hang until the deadline; a repository's own
-    // settings never apply to ls-remote of a URL from a neutral directory.
+    // No prompts whatever the tests' env says; a repository's own settings never apply to
+    // ls-remote of a URL from a neutral directory.
     env['GIT_TERMINAL_PROMPT'] = '0';
     env['GCM_INTERACTIVE'] = 'never';
     env['GIT_SSH_COMMAND'] ??= 'ssh -o BatchMode=yes';
@@ -77,81 +74,43 @@ export class GitCommand {
    * `timeout` (the deadline, or a signal fired by a deadline), `cancelled`, `bad-gateway`
    * (too much output) or `internal` (git cannot be started).
    */
-  run(args: readonly string[], options: GitRunOptions): Promise<GitRunResult> {
+  async run(args: readonly string[], options: GitRunOptions): Promise<GitRunResult> {
     const context = { module: options.module };
-    return new Promise((resolve, reject) => {
-      if (options.signal?.aborted) {
-        reject(this.abortError(options));
-        return;
-      }
-      const child = spawn(this.gitBinary, args, {
+    if (options.signal?.aborted) throw this.abortError(options);
+    let ran: ProcessGroupResult;
+    try {
+      ran = await runProcessGroup(this.gitBinary, args, {
         cwd: tmpdir(),
         env: this.env,
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
+        timeoutMs: this.timeoutMs,
+        maxStdoutBytes: this.maxOutputBytes,
+        maxStderrChars: MAX_STDERR_CHARS,
+        ...(options.signal ? { signal: options.signal } : {}),
       });
-      const stdout: Buffer[] = [];
-      let stdoutBytes = 0;
-      let stderr = '';
-      let endedBy: 'timeout' | 'signal' | 'output' | undefined;
-      const killGroup = (reason: 'timeout' | 'signal' | 'output'): void => {
-        endedBy ??= reason;
-        if (child.pid === undefined) return;
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // Already gone.
-        }
-      };
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdoutBytes += chunk.length;
-        if (stdoutBytes > this.maxOutputBytes) killGroup('output');
-        else stdout.push(chunk);
+    } catch (error) {
+      throw errors.internal(options.op, `cannot run ${this.gitBinary}: ${(error as Error).message}`, {
+        ...context,
+        cause: error,
       });
-      child.stderr.on('data', (chunk: Buffer) => {
-        stderr = (stderr + chunk.toString('utf8')).slice(-MAX_STDERR_CHARS);
-      });
-      const timer = setTimeout(() => killGroup('timeout'), this.timeoutMs);
-      const onAbort = (): void => killGroup('signal');
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      const cleanUp = (): void => {
-        clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
-      };
-      child.once('error', (error) => {
-        cleanUp();
-        reject(
-          errors.internal(options.op, `cannot run ${this.gitBinary}: ${error.message}`, {
-            ...context,
-            cause: error,
-          }),
+    }
+    switch (ran.end) {
+      case 'timeout':
+        throw errors.timeout(
+          options.op,
+          `git ${args[0] ?? ''} did not finish within ${this.timeoutMs} ms`,
+          context,
         );
-      });
-      child.once('close', (exitCode) => {
-        cleanUp();
-        if (endedBy === 'timeout') {
-          reject(
-            errors.timeout(
-              options.op,
-              `git ${args[0] ?? ''} did not finish within ${this.timeoutMs} ms`,
-              context,
-            ),
-          );
-        } else if (endedBy === 'signal') {
-          reject(this.abortError(options));
-        } else if (endedBy === 'output') {
-          reject(
-            errors.badGateway(
-              options.op,
-              `git ${args[0] ?? ''} printed more than ${this.maxOutputBytes} bytes`,
-              context,
-            ),
-          );
-        } else {
-          resolve({ stdout: Buffer.concat(stdout).toString('utf8'), stderr, exitCode });
-        }
-      });
-    });
+      case 'cancelled':
+        throw this.abortError(options);
+      case 'output':
+        throw errors.badGateway(
+          options.op,
+          `git ${args[0] ?? ''} printed more than ${this.maxOutputBytes} bytes`,
+          context,
+        );
+      case 'exited':
+        return { stdout: ran.stdout.toString('utf8'), stderr: ran.stderr, exitCode: ran.exitCode };
+    }
   }
 
   private abortError(options: GitRunOptions) {
