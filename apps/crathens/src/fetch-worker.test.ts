@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { isModuleError, type ModuleError } from '@modproxy/errors';
 import { hashGoMod, verifyModuleZip } from '@modproxy/modzip';
 import { FETCH_BACKOFF_MS } from '@modproxy/queue';
 import {
@@ -9,20 +8,11 @@ import {
   removeDir,
   StaticGoproxy,
   waitUntil,
+  moduleErrorOf,
 } from '@modproxy/testing';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CrathensHarness } from './test-support/crathens-harness';
-
-async function rejection(promise: Promise<unknown>): Promise<ModuleError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isModuleError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('crathens fetch worker (Redis, the storage service and lathens over gRPC, fixture repositories)', () => {
   let harness: CrathensHarness;
@@ -82,7 +72,7 @@ describe('crathens fetch worker (Redis, the storage service and lathens over gRP
     const { crathens } = await harness.startInProcess(prefix);
     const producer = harness.producer(prefix);
     const served = createHash('sha256').update('module example.test/someone-else\n').digest('hex');
-    const failure = await rejection(
+    const failure = await moduleErrorOf(
       producer.fetchAndWait(hello.path, 'v1.0.0', { timeoutMs: 120_000, goModSha256: served }),
     );
     expect(failure.kind).toBe('bad-gateway');
@@ -127,7 +117,7 @@ describe('crathens fetch worker (Redis, the storage service and lathens over gRP
     const failures = await Promise.all(
       producers.flatMap((producer) =>
         Array.from({ length: 10 }, () =>
-          rejection(producer.fetchAndWait(hello.path, 'v1.99.0', { timeoutMs: 120_000 })),
+          moduleErrorOf(producer.fetchAndWait(hello.path, 'v1.99.0', { timeoutMs: 120_000 })),
         ),
       ),
     );
@@ -161,7 +151,9 @@ describe('crathens fetch worker (Redis, the storage service and lathens over gRP
       const producer = harness.producer(prefix);
       const jobId = `${hello.path}@v1.0.0`;
 
-      const failure = await rejection(producer.fetchAndWait(hello.path, 'v1.0.0', { timeoutMs: 120_000 }));
+      const failure = await moduleErrorOf(
+        producer.fetchAndWait(hello.path, 'v1.0.0', { timeoutMs: 120_000 }),
+      );
       expect(failure.kind).toBe('bad-gateway');
       expect(failure.message).toContain(`${hello.path}@v1.0.0`);
       // Answered by the first attempt, before the retry the backoff schedules for it.
@@ -199,7 +191,7 @@ describe('crathens fetch worker (Redis, the storage service and lathens over gRP
     const { crathens } = await harness.startInProcess(prefix);
     const producer = harness.producer(prefix);
     await producer.fetchAndWait(hello.path, 'v1.0.0', { timeoutMs: 120_000 });
-    await rejection(producer.fetchAndWait(hello.path, 'v1.98.0', { timeoutMs: 120_000 }));
+    await moduleErrorOf(producer.fetchAndWait(hello.path, 'v1.98.0', { timeoutMs: 120_000 }));
 
     expect(await (await fetch(`${crathens.adminUrl}/healthz`)).text()).toBe('ok\n');
     const ready = await fetch(`${crathens.adminUrl}/readyz`);

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { DelayedError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { errors, isModuleError, type ModuleError } from '@modproxy/errors';
-import { startRedisServer, waitUntil, type RedisServer } from '@modproxy/testing';
+import { errors } from '@modproxy/errors';
+import { startRedisServer, waitUntil, type RedisServer, moduleErrorOf } from '@modproxy/testing';
 import { FetchQueue } from './fetch-queue';
 import { JobWorker, type JobMiddleware } from './job-worker';
 import { FETCH_BACKOFF_MS } from './job-options';
@@ -24,16 +24,6 @@ function gate(): Gate {
     open = resolve;
   });
   return { opened, open };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ModuleError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isModuleError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('FetchQueue (real Redis)', () => {
@@ -158,7 +148,7 @@ describe('FetchQueue (real Redis)', () => {
     const replicas = [producer(), producer()];
     const waits = replicas.flatMap((replica) =>
       Array.from({ length: 10 }, () =>
-        rejection(replica.fetchAndWait(MODULE, 'v1.99.0', { timeoutMs: 30_000 })),
+        moduleErrorOf(replica.fetchAndWait(MODULE, 'v1.99.0', { timeoutMs: 30_000 })),
       ),
     );
     await expect.poll(() => calls.length).toBe(1);
@@ -190,7 +180,7 @@ describe('FetchQueue (real Redis)', () => {
     });
     // The producers' own retry options: 5 attempts, backoff from 2 s.
     const queue = producer();
-    const failure = await rejection(queue.fetchAndWait(MODULE, VERSION, { timeoutMs: 30_000 }));
+    const failure = await moduleErrorOf(queue.fetchAndWait(MODULE, VERSION, { timeoutMs: 30_000 }));
     expect([failure.kind, failure.message]).toEqual(['bad-gateway', `${MODULE}@${VERSION}: upstream failed`]);
     const job = await queue.queue.getJob(`${MODULE}@${VERSION}`);
     expect([await job?.getState(), job?.attemptsMade, job?.delay]).toEqual(['delayed', 1, FETCH_BACKOFF_MS]);
@@ -204,7 +194,7 @@ describe('FetchQueue (real Redis)', () => {
   it('at its deadline answers timeout, or the failure of the last attempt when the job waits for a retry', async () => {
     const queue = producer();
     // No worker: nothing ever runs.
-    const idle = await rejection(queue.fetchAndWait(MODULE, VERSION, { timeoutMs: 300 }));
+    const idle = await moduleErrorOf(queue.fetchAndWait(MODULE, VERSION, { timeoutMs: 300 }));
     expect(idle.kind).toBe('timeout');
     expect(idle.message).toMatch(/not fetched within 300 ms/);
 
@@ -219,7 +209,7 @@ describe('FetchQueue (real Redis)', () => {
       jobOptions: { attempts: 3, backoff: { type: 'fixed', delay: 600_000 } },
     });
     closers.unshift(() => slowRetries.close());
-    const waiting = rejection(slowRetries.fetchAndWait(MODULE, 'v1.0.0', { timeoutMs: 2_000 }));
+    const waiting = moduleErrorOf(slowRetries.fetchAndWait(MODULE, 'v1.0.0', { timeoutMs: 2_000 }));
     await failing.opened;
     const failure = await waiting;
     expect(failure.kind).toBe('bad-gateway');
@@ -250,7 +240,7 @@ describe('FetchQueue (real Redis)', () => {
     const failures = await Promise.all(
       replicas.flatMap((replica) =>
         Array.from({ length: 5 }, () =>
-          rejection(replica.fetchAndWait(MODULE, VERSION, { timeoutMs: 300_000 })),
+          moduleErrorOf(replica.fetchAndWait(MODULE, VERSION, { timeoutMs: 300_000 })),
         ),
       ),
     );
@@ -269,7 +259,7 @@ describe('FetchQueue (real Redis)', () => {
     expect(replicas.map((replica) => replica.waiters)).toEqual([0, 0]);
 
     // Asked while the job waits for its retry: the same answer at once, and no second job.
-    const late = await rejection(replicas[1]!.fetchAndWait(MODULE, VERSION, { timeoutMs: 300_000 }));
+    const late = await moduleErrorOf(replicas[1]!.fetchAndWait(MODULE, VERSION, { timeoutMs: 300_000 }));
     expect([late.kind, late.message]).toEqual(['unavailable', `${jobId}: upstream answered 503`]);
     expect(calls).toHaveLength(1);
 
@@ -311,7 +301,7 @@ describe('FetchQueue (real Redis)', () => {
     });
     const queue = producer();
     const leaving = new AbortController();
-    const left = rejection(queue.fetchAndWait(MODULE, VERSION, { signal: leaving.signal }));
+    const left = moduleErrorOf(queue.fetchAndWait(MODULE, VERSION, { signal: leaving.signal }));
     const staying = queue.fetchAndWait(MODULE, VERSION);
     await running.opened;
     leaving.abort();
@@ -338,8 +328,8 @@ describe('FetchQueue (real Redis)', () => {
 
   it('refuses a malformed module path or a non-canonical version before queueing anything', async () => {
     const queue = producer();
-    expect((await rejection(queue.add('Example.test/../x', VERSION))).kind).toBe('invalid-argument');
-    expect((await rejection(queue.fetchAndWait(MODULE, 'latest'))).kind).toBe('invalid-argument');
+    expect((await moduleErrorOf(queue.add('Example.test/../x', VERSION))).kind).toBe('invalid-argument');
+    expect((await moduleErrorOf(queue.fetchAndWait(MODULE, 'latest'))).kind).toBe('invalid-argument');
     expect(await queue.queue.getJobCounts('waiting')).toEqual({ waiting: 0 });
   });
 });

@@ -2,24 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isModuleError, type ModuleError } from '@modproxy/errors';
-import { getFreePort, startRedisServer, type RedisServer } from '@modproxy/testing';
+import { getFreePort, startRedisServer, type RedisServer, moduleErrorOf } from '@modproxy/testing';
 import { FetchQueue } from './fetch-queue';
 import { RecentModules } from './recent-modules';
 import { createQueueRedis } from './redis-connection';
 
 const MODULE = 'example.test/away/lib';
 const VERSION = 'v1.0.0';
-
-async function rejection(promise: Promise<unknown>): Promise<ModuleError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isModuleError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
 
 /**
  * The queue's clients when the queue Redis is not there: its connection waits for a
@@ -84,7 +73,7 @@ describe('queue clients while the queue Redis is away (real Redis)', () => {
         connection: await connect(),
         prefix: `away-${randomUUID().slice(0, 8)}`,
       });
-      const failure = await rejection(queue.fetchAndWait(MODULE, VERSION, { timeoutMs: 300 }));
+      const failure = await moduleErrorOf(queue.fetchAndWait(MODULE, VERSION, { timeoutMs: 300 }));
       expect([failure.kind, failure.message]).toEqual([
         'timeout',
         `${MODULE}@${VERSION}: not fetched within 300 ms`,
@@ -100,7 +89,7 @@ describe('queue clients while the queue Redis is away (real Redis)', () => {
       prefix: `away-${randomUUID().slice(0, 8)}`,
     });
     const leaving = new AbortController();
-    const left = rejection(
+    const left = moduleErrorOf(
       queue.fetchAndWait(MODULE, VERSION, { signal: leaving.signal, timeoutMs: 60_000 }),
     );
     leaving.abort();

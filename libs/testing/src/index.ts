@@ -28,3 +28,4 @@ export * from './git-recorder';
 export * from './otlp-receiver';
 export * from './in-memory-tracing';
 export * from './connection-log';
+export * from './module-error-of';

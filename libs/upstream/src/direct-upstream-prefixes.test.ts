@@ -1,18 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isModuleError, type ModuleError } from '@modproxy/errors';
-import { createFixtureModules, createTempDir, removeDir, type FixtureModules } from '@modproxy/testing';
+import {
+  createFixtureModules,
+  createTempDir,
+  removeDir,
+  type FixtureModules,
+  moduleErrorOf,
+} from '@modproxy/testing';
 import { DirectUpstream } from './direct-upstream';
 import { GoImportHost } from './test-support/go-import-host';
-
-async function rejection(promise: Promise<unknown>): Promise<ModuleError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isModuleError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
 
 /**
  * `go get <package>@<version>` makes the go command ask its proxy for every shorter prefix of the
@@ -58,7 +53,7 @@ describe('DirectUpstream for paths that are no module (the prefixes go get asks 
     ['vanity.test/nothing', '404 on ?go-get=1', /404 Not Found/],
     ['vanity.test/gone', '410 on ?go-get=1', /410 Gone/],
   ])('%s (%s) is not-found', async (module, _what, said) => {
-    const failure = await rejection(upstream.fetch(module, 'v1.10.0'));
+    const failure = await moduleErrorOf(upstream.fetch(module, 'v1.10.0'));
     expect(failure.kind, failure.message).toBe('not-found');
     expect(failure.message).toMatch(said);
     expect(host.requests).toContain(`${module.slice('vanity.test'.length) || '/'}?go-get=1`);
@@ -66,7 +61,7 @@ describe('DirectUpstream for paths that are no module (the prefixes go get asks 
 
   it('a path that cannot be a repository on a host the go command knows is not-found, without asking the host', async () => {
     for (const module of ['github.com', 'github.com/team']) {
-      const failure = await rejection(upstream.fetch(module, 'v1.10.0'));
+      const failure = await moduleErrorOf(upstream.fetch(module, 'v1.10.0'));
       expect([failure.kind, failure.message], module).toEqual([
         'not-found',
         `${module}@v1.10.0: invalid github.com import path "${module}"`,
@@ -79,14 +74,14 @@ describe('DirectUpstream for paths that are no module (the prefixes go get asks 
     ['vanity.test/broken', /500 Internal Server Error/],
     ['vanity.test/busy', /503 Service Unavailable/],
   ])('%s: the host failing to answer is bad-gateway, not a missing module', async (module, said) => {
-    const failure = await rejection(upstream.fetch(module, 'v1.10.0'));
+    const failure = await moduleErrorOf(upstream.fetch(module, 'v1.10.0'));
     expect(failure.kind, failure.message).toBe('bad-gateway');
     expect(failure.message).toMatch(said);
   });
 
   it('the bare fixture host, whose HTTPS proxy is a closed loopback port, is bad-gateway: the way out failed, nothing said the module is missing', async () => {
     const closed = new DirectUpstream({ env: fixtures.directEnv, workDir: dir });
-    const failure = await rejection(closed.fetch('example.test', 'v1.10.0'));
+    const failure = await moduleErrorOf(closed.fetch('example.test', 'v1.10.0'));
     expect(failure.kind, failure.message).toBe('bad-gateway');
     expect(failure.message).toMatch(
       /unrecognized import path "example\.test": https fetch: .*proxyconnect tcp/,

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isModuleError, type ModuleError } from '@modproxy/errors';
 import { MemoryStorage } from '@modproxy/storage';
 import {
   createTempDir,
@@ -11,6 +10,7 @@ import {
   startHostileUpstream,
   startRedisServer,
   type RedisServer,
+  moduleErrorOf,
 } from '@modproxy/testing';
 import { GoproxyUpstream } from '@modproxy/upstream';
 import { CachedVersions } from './cached-versions';
@@ -20,16 +20,6 @@ import { RedisVersionStore } from './redis-version-store';
 import type { VersionStore } from './version-store';
 
 const RETRY_AFTER_SECONDS = 120;
-
-async function rejection(promise: Promise<unknown>): Promise<ModuleError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isModuleError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
 
 /**
  * What a remembered upstream answer says while it is remembered: the failure record and the
@@ -80,11 +70,11 @@ describe('CachedVersions answers remembered failures as upstream gave them', () 
       try {
         const module = `example.test/busy${randomUUID().slice(0, 8)}/lib`;
         for (const ask of [() => engine.list(module), () => engine.latest(module)]) {
-          const first = await rejection(ask());
+          const first = await moduleErrorOf(ask());
           expect([first.kind, first.retryAfterSeconds]).toEqual(['bad-gateway', RETRY_AFTER_SECONDS]);
           const calls = upstream.requestCount();
           clock.advance(30_000);
-          const remembered = await rejection(ask());
+          const remembered = await moduleErrorOf(ask());
           expect(upstream.requestCount()).toBe(calls);
           expect({
             kind: remembered.kind,
@@ -100,7 +90,7 @@ describe('CachedVersions answers remembered failures as upstream gave them', () 
           expect(remembered.detail).toContain('429');
           // Past its Retry-After while still remembered: retry in a second, never "now" or a negative.
           clock.advance(RETRY_AFTER_SECONDS * 1_000);
-          expect((await rejection(ask())).retryAfterSeconds).toBe(1);
+          expect((await moduleErrorOf(ask())).retryAfterSeconds).toBe(1);
         }
       } finally {
         await engine.close();
@@ -114,10 +104,10 @@ describe('CachedVersions answers remembered failures as upstream gave them', () 
     try {
       const module = `example.test/gone${randomUUID().slice(0, 8)}/lib`;
       for (const ask of [() => engine.list(module), () => engine.latest(module)]) {
-        const first = await rejection(ask());
+        const first = await moduleErrorOf(ask());
         expect(first.kind).toBe('gone');
         const calls = upstream.requestCount();
-        const remembered = await rejection(ask());
+        const remembered = await moduleErrorOf(ask());
         expect(upstream.requestCount()).toBe(calls);
         expect([remembered.kind, remembered.message, remembered.detail]).toEqual([
           'gone',
