@@ -122,7 +122,10 @@ describe('concurrent zip reads through GrpcStorage', () => {
   it('fail with internal, not a crash, when the spool cannot be made', async () => {
     // A missing spool directory is made; one under a regular file cannot be, not even by root.
     await writeFile(`${spoolDir}/a-file`, '');
-    const nowhere = new GrpcStorage({ url: `127.0.0.1:${server.port}`, zipSpoolDir: `${spoolDir}/a-file/spool` });
+    const nowhere = new GrpcStorage({
+      url: `127.0.0.1:${server.port}`,
+      zipSpoolDir: `${spoolDir}/a-file/spool`,
+    });
     try {
       const error = await nowhere.zip(module, 'v1.0.0').catch((e: unknown) => e);
       expect(isModuleError(error, 'internal'), String(error)).toBe(true);
