@@ -29,3 +29,4 @@ export * from './otlp-receiver';
 export * from './in-memory-tracing';
 export * from './connection-log';
 export * from './module-error-of';
+export * from './stop-child';

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { getFreePort } from './free-port';
+import { stopChild } from './stop-child';
 import { createTempDir, removeDir } from './temp-dir';
 
 export interface RedisServer {
@@ -49,16 +50,6 @@ function ping(port: number, password: string | undefined): Promise<boolean> {
   });
 }
 
-/** Waits for the child to exit, sending SIGKILL if SIGTERM was not enough. */
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-  await exited;
-  clearTimeout(timer);
-}
-
 /**
  * Runs a throw-away `redis-server` on 127.0.0.1 for a test: a free port, no persistence
  * (`--save '' --appendonly no`), its own temporary directory, answered PING before this
@@ -105,7 +96,7 @@ export async function startRedisServer(options: StartRedisServerOptions = {}): P
       if (await ping(port, options.password)) return started;
       await sleep(25);
     }
-    await stopChild(started);
+    await stopChild(started, { graceMs: STOP_GRACE_MS });
     throw new Error(
       `redis-server did not answer PING on port ${port} within ${startTimeoutMs} ms:\n${output}`,
     );
@@ -133,12 +124,12 @@ export async function startRedisServer(options: StartRedisServerOptions = {}): P
     stop: async () => {
       if (stopped) return;
       stopped = true;
-      if (child) await stopChild(child);
+      if (child) await stopChild(child, { graceMs: STOP_GRACE_MS });
       await removeDir(dir);
     },
     restart: async () => {
       if (stopped) throw new Error('the redis server is stopped');
-      if (child) await stopChild(child);
+      if (child) await stopChild(child, { graceMs: STOP_GRACE_MS });
       child = await launch(port);
     },
   };

@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { MongoClient } from 'mongodb';
+import { stopChild } from '@modproxy/testing';
 import {
   createPostgresDatabase,
   dropPostgresDatabase,
@@ -162,7 +163,7 @@ export async function startFerretDb(options: FerretDbOptions = {}): Promise<Ferr
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
       process.removeListener('exit', killOnExit);
-      await terminate(child, exited, stopGraceMs);
+      await stopChild(child, { graceMs: stopGraceMs });
       await data.release();
       await rm(stateDir, { recursive: true, force: true });
     })();
@@ -305,19 +306,4 @@ async function waitForPing(uri: string, exited: Promise<void>, timeoutMs: number
       cause: lastError,
     },
   );
-}
-
-async function terminate(child: ChildProcess, exited: Promise<void>, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const graceOver = new Promise<'grace-over'>((r) => {
-    timer = setTimeout(() => r('grace-over'), graceMs);
-  });
-  const outcome = await Promise.race([exited.then(() => 'exited' as const), graceOver]);
-  clearTimeout(timer);
-  if (outcome === 'grace-over') {
-    child.kill('SIGKILL');
-    await exited;
-  }
 }

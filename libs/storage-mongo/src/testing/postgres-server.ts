@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { getFreePort } from '@modproxy/testing';
+import { getFreePort, stopChild } from '@modproxy/testing';
 
 /**
  * A throwaway PostgreSQL for tests and benchmarks: FerretDB's primary backend, so that the
@@ -178,7 +178,8 @@ async function running(
   const stop = (removeData: boolean): Promise<void> => {
     stopped ??= (async () => {
       process.removeListener('exit', killOnExit);
-      await terminate(child, exited, stopGraceMs);
+      // SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for every client to disconnect).
+      await stopChild(child, { signal: 'SIGINT', graceMs: stopGraceMs });
       if (removeData) await rm(stateDir, { recursive: true, force: true });
     })();
     return stopped;
@@ -228,22 +229,6 @@ function waitForReady(child: ChildProcess, exited: Promise<void>, timeoutMs: num
       });
     }
   });
-}
-
-/** SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for every client to disconnect). */
-async function terminate(child: ChildProcess, exited: Promise<void>, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGINT');
-  let timer: NodeJS.Timeout | undefined;
-  const graceOver = new Promise<'grace-over'>((r) => {
-    timer = setTimeout(() => r('grace-over'), graceMs);
-  });
-  const outcome = await Promise.race([exited.then(() => 'exited' as const), graceOver]);
-  clearTimeout(timer);
-  if (outcome === 'grace-over') {
-    child.kill('SIGKILL');
-    await exited;
-  }
 }
 
 /** Runs one of PostgreSQL's client programs against the server `serverUrl` names. */
