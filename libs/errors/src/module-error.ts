@@ -3,18 +3,28 @@
  * its own failures (HTTP statuses, gRPC codes, database and file-system errors) into one of
  * these at its edge; every transport maps them back out in one place.
  */
-export type ErrorKind =
-  | 'invalid-argument'
-  | 'not-found'
-  | 'gone'
-  | 'forbidden'
-  | 'already-exists'
-  | 'failed-precondition'
-  | 'cancelled'
-  | 'timeout'
-  | 'unavailable'
-  | 'bad-gateway'
-  | 'internal';
+export const ERROR_KINDS = [
+  'invalid-argument',
+  'not-found',
+  'gone',
+  'forbidden',
+  'already-exists',
+  'failed-precondition',
+  'cancelled',
+  'timeout',
+  'unavailable',
+  'bad-gateway',
+  'internal',
+] as const;
+
+export type ErrorKind = (typeof ERROR_KINDS)[number];
+
+const KIND_NAMES: ReadonlySet<string> = new Set(ERROR_KINDS);
+
+/** Whether a value read from the wire (a gRPC trailer, a job's failure, a Redis record) names a kind. */
+export function isErrorKind(value: unknown): value is ErrorKind {
+  return typeof value === 'string' && KIND_NAMES.has(value);
+}
 
 export interface ModuleErrorOptions {
   module?: string;

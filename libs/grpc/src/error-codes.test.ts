@@ -1,22 +1,10 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { errors, ModuleError, type ErrorKind } from '@modproxy/errors';
+import { ERROR_KINDS, errors, ModuleError, type ErrorKind } from '@modproxy/errors';
 import { bearerMetadata, hasBearerToken } from './bearer-token';
 import { ERROR_KIND_METADATA_KEY, fromGrpcError, grpcStatusForKind, toGrpcStatusError } from './error-codes';
 
-const kinds: ErrorKind[] = [
-  'invalid-argument',
-  'not-found',
-  'gone',
-  'forbidden',
-  'already-exists',
-  'failed-precondition',
-  'cancelled',
-  'timeout',
-  'unavailable',
-  'bad-gateway',
-  'internal',
-];
+const kinds: readonly ErrorKind[] = ERROR_KINDS;
 
 /** What a grpc-js client hands its caller for a status the server sent. */
 function received(code: status, details: string, metadata = new Metadata()): ServiceError {

@@ -1,6 +1,12 @@
 import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/grpc-js';
 import { redactText } from '@modproxy/config';
-import { ModuleError, toModuleError, type ErrorKind, type ModuleErrorOptions } from '@modproxy/errors';
+import {
+  isErrorKind,
+  ModuleError,
+  toModuleError,
+  type ErrorKind,
+  type ModuleErrorOptions,
+} from '@modproxy/errors';
 
 /**
  * The one mapping between domain error kinds and gRPC status codes, used by the server to
@@ -53,12 +59,6 @@ const KIND_FOR_CODE: Record<status, ErrorKind> = {
   [status.UNAVAILABLE]: 'unavailable',
   [status.DATA_LOSS]: 'internal',
 };
-
-const KINDS = new Set<string>(Object.keys(CODE_FOR_KIND));
-
-function isErrorKind(value: unknown): value is ErrorKind {
-  return typeof value === 'string' && KINDS.has(value);
-}
 
 export function grpcStatusForKind(kind: ErrorKind): status {
   return CODE_FOR_KIND[kind];

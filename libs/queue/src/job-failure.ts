@@ -1,19 +1,5 @@
 import { UnrecoverableError } from 'bullmq';
-import { ModuleError, type ErrorKind } from '@modproxy/errors';
-
-const KINDS: ReadonlySet<string> = new Set<ErrorKind>([
-  'invalid-argument',
-  'not-found',
-  'gone',
-  'forbidden',
-  'already-exists',
-  'failed-precondition',
-  'cancelled',
-  'timeout',
-  'unavailable',
-  'bad-gateway',
-  'internal',
-]);
+import { isErrorKind, ModuleError, type ErrorKind } from '@modproxy/errors';
 
 /** Failures that another attempt cannot mend: the job fails at once, without retries. */
 const UNRECOVERABLE: ReadonlySet<ErrorKind> = new Set<ErrorKind>([
@@ -46,7 +32,7 @@ export function encodeJobFailure(error: ModuleError): string {
 /** Whether a failed reason was written by {@link encodeJobFailure} (BullMQ writes its own, e.g. for a lost lock). */
 export function isEncodedJobFailure(reason: string | undefined): reason is string {
   const match = PATTERN.exec(reason ?? '');
-  return match !== null && KINDS.has(match[1] ?? '');
+  return match !== null && isErrorKind(match[1]);
 }
 
 /** A failed reason back to a ModuleError; a reason not written by {@link encodeJobFailure} is `internal`. */
@@ -56,7 +42,7 @@ export function decodeJobFailure(
   refs: { module?: string; version?: string } = {},
 ): ModuleError {
   const match = PATTERN.exec(reason ?? '');
-  if (!match || !KINDS.has(match[1] ?? '')) {
+  if (!match || !isErrorKind(match[1])) {
     return new ModuleError('internal', op, 'the job failed', {
       ...refs,
       detail: reason ?? 'no reason recorded',

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { errors, type ErrorKind } from '@modproxy/errors';
+import { errors, isErrorKind } from '@modproxy/errors';
 import { RedisScript } from './redis-script';
 import {
   DEFAULT_OBSERVED_TTL_MS,
@@ -217,36 +217,18 @@ export class RedisVersionStore implements VersionStore {
   }
 }
 
-const ERROR_KINDS = new Set<string>([
-  'invalid-argument',
-  'not-found',
-  'gone',
-  'already-exists',
-  'failed-precondition',
-  'cancelled',
-  'timeout',
-  'unavailable',
-  'bad-gateway',
-  'internal',
-]);
-
 /** A failure record written by another replica; anything unreadable counts as none. */
 function parseFailure(text: string): RecordedFailure | undefined {
   try {
     const value: unknown = JSON.parse(text);
     if (typeof value !== 'object' || value === null) return undefined;
     const { at, kind, message, retryAfterSeconds, detail } = value as Record<string, unknown>;
-    if (
-      typeof at !== 'number' ||
-      typeof kind !== 'string' ||
-      !ERROR_KINDS.has(kind) ||
-      typeof message !== 'string'
-    ) {
+    if (typeof at !== 'number' || !isErrorKind(kind) || typeof message !== 'string') {
       return undefined;
     }
     return {
       at,
-      kind: kind as ErrorKind,
+      kind,
       message,
       ...(typeof retryAfterSeconds === 'number' &&
       Number.isFinite(retryAfterSeconds) &&
