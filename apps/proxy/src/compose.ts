@@ -11,7 +11,13 @@ import {
 import type { Logger } from '@modproxy/observability';
 import { configSecrets, SecretRedactor } from '@modproxy/config';
 import { ProxyStatus } from '@modproxy/status-page';
-import { closeQueueConnection, createQueueRedis, FetchQueue, RecentModules } from '@modproxy/queue';
+import {
+  closeQueueConnection,
+  createQueueRedis,
+  FetchQueue,
+  RecentModules,
+  refusesCredentials,
+} from '@modproxy/queue';
 import { DiskStorage, MemoryStorage, type ModuleStorage } from '@modproxy/storage';
 import { GrpcStorage } from '@modproxy/storage-grpc';
 import { errors, toModuleError, type ModuleError } from '@modproxy/errors';
@@ -132,9 +138,11 @@ export async function composeProxy(
       await storage.exists('modproxy.invalid/readiness', 'v0.0.0', { signal: AbortSignal.timeout(2_000) });
       if (await degraded())
         return 'degraded: lathens unavailable, answering list/latest from storage and upstream';
-      // Stored versions are still served; only misses wait for the queue to come back.
+      // Stored versions are still served; a miss waits a moment for the queue, then gets 503.
       if (queue && queue.connection.status !== 'ready')
-        return 'degraded: queue Redis unavailable, misses wait';
+        return queue.refused()
+          ? 'degraded: queue Redis refuses the password of QUEUE_REDIS_URL, misses answered 503'
+          : 'degraded: queue Redis unavailable, misses answered 503';
       return 'ok';
     },
   });
@@ -239,6 +247,8 @@ export function fetchEvents(
 
 interface QueuedFetches {
   connection: Redis;
+  /** Whether the queue Redis refused this connection's credentials since it was last ready. */
+  refused(): boolean;
   fetcher: VersionFetcher;
   events: Pick<ModuleServiceEvents, 'requested'>;
   close(): Promise<void>;
@@ -251,6 +261,21 @@ interface QueuedFetches {
  */
 function createQueuedFetches(config: ProxyConfig, logger: Logger, metrics: ProxyMetrics): QueuedFetches {
   const connection = createQueueRedis(config.QUEUE_REDIS_URL ?? '', { connectionName: 'modproxy-proxy' });
+  // A wrong password is no outage that passes by itself: said once, and once mended.
+  let refused = false;
+  connection.on('error', (error) => {
+    if (refused || !refusesCredentials(error)) return;
+    refused = true;
+    logger.warn(
+      { err: error instanceof Error ? error.message : String(error) },
+      'the queue Redis refuses the password of QUEUE_REDIS_URL; misses are answered 503 until it accepts it',
+    );
+  });
+  connection.on('ready', () => {
+    if (!refused) return;
+    refused = false;
+    logger.info('the queue Redis accepts the password of QUEUE_REDIS_URL again');
+  });
   const queue = new FetchQueue({
     connection,
     prefix: config.QUEUE_PREFIX,
@@ -302,6 +327,7 @@ function createQueuedFetches(config: ProxyConfig, logger: Logger, metrics: Proxy
   };
   return {
     connection,
+    refused: () => refused,
     fetcher,
     events: { requested: (module) => recent.touch(module) },
     close: async () => {

@@ -224,7 +224,7 @@ describe('proxy misses through the fetch queue (real Redis)', () => {
     const ready = await get(`${proxy.url}/readyz`);
     expect([ready.status, ready.body.toString()]).toEqual([
       200,
-      'degraded: queue Redis unavailable, misses wait\n',
+      'degraded: queue Redis unavailable, misses answered 503\n',
     ]);
   });
 

@@ -239,6 +239,58 @@ describe('purges reach every replica (Redis stream on the queue Redis, 3 replica
     }
   });
 
+  it('starts at once when the queue Redis rejects its password, reports it once, and hears purges once it accepts it', async () => {
+    const guarded = await startRedisServer({ password: 'the-right-password' });
+    try {
+      const a = await startReplica('a', {
+        redisUrl: `redis://:the-right-password@127.0.0.1:${guarded.port}`,
+      });
+      const errors: string[] = [];
+      const connection = createQueueRedis(`redis://:a-wrong-password@127.0.0.1:${guarded.port}`);
+      connections.push(connection);
+      let refusals = 0;
+      connection.on('error', (error: Error) => (refusals += /^WRONGPASS/.test(error.message) ? 1 : 0));
+      const seen: string[] = [];
+      const cache = await CachedStorage.open({
+        storage: new GrpcStorage({ url: `127.0.0.1:${server.port}`, deadlineMs: 2_000 }),
+        bus: new RedisInvalidationBus({
+          connection,
+          prefix,
+          blockMs: 200,
+          startTimeoutMs: 60_000,
+          onError: (error) => errors.push(error.message),
+        }),
+        events: {
+          invalidated: (origin) => seen.push(`invalidated ${origin}`),
+          cleared: () => seen.push('cleared'),
+        },
+      });
+      replicas.push({ name: 'c', cache, dir: root, seen });
+      // Started at once (the start-up wait is a minute), though Redis refused every command.
+      await waitUntil(() => errors.length > 0, { what: 'the refusal is reported' });
+      expect(errors[0]).toMatch(/^WRONGPASS/);
+      await cache.info(module, 'v1.1.0');
+      // Refused for a while (ioredis retries about once a second by then): the reader, refused as
+      // often, reports it once, not at every attempt.
+      await waitUntil(() => refusals >= 10, { what: 'ten refused attempts', timeoutMs: 20_000 });
+      expect(errors).toHaveLength(2);
+      // The password is mended on Redis' side: the replica's reader gets in and hears the next purge.
+      const admin = createQueueRedis(`redis://:the-right-password@127.0.0.1:${guarded.port}`);
+      connections.push(admin);
+      await admin.config('SET', 'requirepass', 'a-wrong-password');
+      await waitUntil(() => connection.status === 'ready', { what: 'the replica is let in' });
+      await waitUntil(
+        async () => {
+          await a.cache.delete(module, 'v1.1.0').catch(() => undefined);
+          return seen.includes('invalidated bus');
+        },
+        { what: 'c hears a purge' },
+      );
+    } finally {
+      await guarded.stop();
+    }
+  });
+
   it('reports a purge that could not reach the queue Redis, after deleting it from storage', async () => {
     const own = await startRedisServer();
     try {

@@ -132,8 +132,9 @@ export class RedisInvalidationBus implements InvalidationBus {
    * Finds this replica's place (dropping everything when it cannot know what it missed) and
    * applies what was published while it was away, then reads on in the background. Resolves
    * once that is done, so nothing published afterwards is missed, or after `startTimeoutMs`
-   * when the queue Redis does not answer: the cache is then emptied (it cannot tell what it
-   * missed) and the place is found as soon as Redis is back. Start-up never waits for Redis.
+   * when the queue Redis does not answer (or at once when it refuses us, a wrong password): the
+   * cache is then emptied (it cannot tell what it missed) and the place is found as soon as
+   * Redis is back. Start-up never waits for Redis, nor fails for it.
    */
   async subscribe(listener: InvalidationListener): Promise<void> {
     const reader = this.connection.duplicate();
@@ -147,13 +148,19 @@ export class RedisInvalidationBus implements InvalidationBus {
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), this.startTimeoutMs);
     });
-    const first = await Promise.race([placed.then(() => 'placed' as const), late]).finally(() =>
-      clearTimeout(timer),
-    );
-    if (first === 'late') {
-      listener.invalidateAll();
+    // A place refused at once (a queue Redis that rejects our password flushes every command
+    // with its error) is a start without Redis too, never a failed start: the error is
+    // reported below, and the place found once Redis takes us.
+    const first = await Promise.race([
+      placed.then(
+        () => 'placed' as const,
+        () => 'refused' as const,
+      ),
+      late,
+    ]).finally(() => clearTimeout(timer));
+    if (first !== 'placed') listener.invalidateAll();
+    if (first === 'late')
       this.onError(new Error('the queue Redis did not answer at start-up; the cache starts empty'));
-    }
     this.reading = placed.then(
       () => this.read(reader, listener),
       (error: unknown) => {
@@ -200,10 +207,16 @@ export class RedisInvalidationBus implements InvalidationBus {
       } catch (error) {
         if (this.closed) return;
         this.onError(error instanceof Error ? error : new Error(String(error)));
-        // Commands wait for a reconnection on their own; this only keeps a persistent error from spinning.
-        await Promise.race([new Promise((resolve) => setTimeout(resolve, 1_000)), this.stopped]).catch(
-          () => undefined,
-        );
+        // Commands wait for a reconnection on their own; this only keeps a persistent error from
+        // spinning. A Redis that refuses every connection (a wrong password) fails each command
+        // at each attempt: the next read waits for a connection that works, so the outage is
+        // reported once, not every second.
+        const pause = new Promise((resolve) => setTimeout(resolve, 1_000));
+        const connected =
+          reader.status === 'ready'
+            ? pause
+            : Promise.all([pause, new Promise((resolve) => reader.once('ready', resolve))]);
+        await Promise.race([connected, this.stopped]).catch(() => undefined);
       }
     }
   }

@@ -23,3 +23,14 @@ export function createQueueRedis(url: string, options: QueueRedisOptions = {}): 
   redis.on('error', () => undefined);
   return redis;
 }
+
+/**
+ * Whether a connection error is Redis refusing the credentials of its URL (`WRONGPASS`, `NOAUTH`,
+ * Redis < 6's `invalid password`): ioredis keeps retrying, as it should (the password may be
+ * mended on either side), but only an operator can mend it, so it is worth saying apart from a
+ * Redis that is down. The message carries no secret.
+ */
+export function refusesCredentials(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  return /^(WRONGPASS|NOAUTH)\b|^ERR invalid password/.test(message);
+}
