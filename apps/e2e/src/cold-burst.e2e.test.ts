@@ -14,6 +14,7 @@ import {
   type AppProcess,
   type StaticGoproxy,
 } from '@modproxy/testing';
+import { startStorageProcess } from './storage-process';
 
 const root = join(__dirname, '..', '..', '..');
 const main = (app: string) => join(root, 'dist', 'apps', app, 'main.js');
@@ -110,17 +111,10 @@ describe('a cold burst for one zip over three proxy replicas (storage service on
     upstream = await startStaticGoproxy(upstreamDir);
 
     const base = { PATH: process.env['PATH'] ?? '', HOME: upstreamDir, LOG_LEVEL: 'warn' };
-    const storage = await startAppProcess(main('storage'), {
-      env: {
-        ...base,
-        STORAGE_BACKEND: 'mongo',
-        MONGODB_URI: inject('mongoUri'),
-        MONGODB_DATABASE: `burst_${randomBytes(4).toString('hex')}`,
-        GRPC_PORT: '0',
-        HTTP_PORT: '0',
-        STORAGE_TOKEN: token,
-      },
-      ready: /grpc 127\.0\.0\.1:(\d+) http (\d+)/,
+    const storage = await startStorageProcess({
+      env: { ...base },
+      token,
+      backend: { mongoUri: inject('mongoUri'), databasePrefix: 'burst' },
     });
     started.push(storage);
     grpcUrl = `127.0.0.1:${storage.match[1] ?? ''}`;

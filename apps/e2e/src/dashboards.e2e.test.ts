@@ -14,6 +14,7 @@ import {
   type AppProcess,
 } from '@modproxy/testing';
 import { openBrowserSession } from './headless-chromium';
+import { startStorageProcess } from './storage-process';
 
 const root = join(__dirname, '..', '..', '..');
 const main = (app: string) => join(root, 'dist', 'apps', app, 'main.js');
@@ -59,16 +60,10 @@ describe('the dashboards in a browser (Bull Board on crathens, the proxy’s sta
     const token = randomBytes(24).toString('hex');
     const prefix = `dash${randomBytes(4).toString('hex')}`;
     const base = { PATH: process.env['PATH'] ?? '', HOME: dir, LOG_LEVEL: 'warn' };
-    const storage = await startAppProcess(main('storage'), {
-      env: {
-        ...base,
-        STORAGE_BACKEND: 'disk',
-        STORAGE_DIR: join(dir, 'storage'),
-        GRPC_PORT: '0',
-        HTTP_PORT: '0',
-        STORAGE_TOKEN: token,
-      },
-      ready: /grpc 127\.0\.0\.1:(\d+) http (\d+)/,
+    const storage = await startStorageProcess({
+      env: { ...base },
+      token,
+      backend: { dir: join(dir, 'storage') },
     });
     started.push(storage);
     const shared = {

@@ -10,6 +10,7 @@ import {
   removeDir,
   startAppProcess,
 } from '@modproxy/testing';
+import { startStorageProcess } from './storage-process';
 
 const root = join(__dirname, '..', '..', '..');
 const main = (app: string) => join(root, 'dist', 'apps', app, 'main.js');
@@ -47,18 +48,11 @@ export async function startProductionShape(
   };
   const started: AppProcess[] = [];
   try {
-    const storage = await startAppProcess(main('storage'), {
-      env: {
-        ...base,
-        STORAGE_BACKEND: 'mongo',
-        MONGODB_URI: options.mongoUri,
-        MONGODB_DATABASE: `e2e_${randomBytes(4).toString('hex')}`,
-        GRPC_PORT: '0',
-        HTTP_PORT: '0',
-        STORAGE_TOKEN: token,
-      },
+    const storage = await startStorageProcess({
+      env: { ...base },
+      token,
+      backend: { mongoUri: options.mongoUri, databasePrefix: 'e2e' },
       cwd: sandbox,
-      ready: /grpc 127\.0\.0\.1:(\d+) http (\d+)/,
     });
     started.push(storage);
     const grpcUrl = `127.0.0.1:${storage.match[1] ?? ''}`;

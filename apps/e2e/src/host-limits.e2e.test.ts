@@ -13,6 +13,7 @@ import {
   waitUntil,
   type AppProcess,
 } from '@modproxy/testing';
+import { startStorageProcess } from './storage-process';
 
 const root = join(__dirname, '..', '..', '..');
 const main = (app: string) => join(root, 'dist', 'apps', app, 'main.js');
@@ -67,16 +68,10 @@ describe('per-host limits in crathens', () => {
     });
     const token = randomBytes(24).toString('hex');
     const base = { PATH: process.env['PATH'] ?? '', HOME: dir, LOG_LEVEL: 'warn' };
-    const storageService = await startAppProcess(main('storage'), {
-      env: {
-        ...base,
-        STORAGE_BACKEND: 'disk',
-        STORAGE_DIR: join(dir, 'storage'),
-        GRPC_PORT: '0',
-        HTTP_PORT: '0',
-        STORAGE_TOKEN: token,
-      },
-      ready: /grpc 127\.0\.0\.1:(\d+) http (\d+)/,
+    const storageService = await startStorageProcess({
+      env: { ...base },
+      token,
+      backend: { dir: join(dir, 'storage') },
     });
     started.push(storageService);
     const storageUrl = `127.0.0.1:${storageService.match[1] ?? ''}`;

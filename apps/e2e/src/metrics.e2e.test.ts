@@ -17,6 +17,7 @@ import {
   type MetricTypes,
   type Sample,
 } from './metric-names';
+import { startStorageProcess } from './storage-process';
 
 const root = join(__dirname, '..', '..', '..');
 const main = (app: string) => join(root, 'dist', 'apps', app, 'main.js');
@@ -80,17 +81,10 @@ describe('metrics of every app, scraped after real traffic', () => {
     fixtures = await createFixtureModules();
     const token = randomBytes(24).toString('hex');
     const base = { PATH: process.env['PATH'] ?? '', HOME: fixtures.env['HOME'] ?? '', LOG_LEVEL: 'warn' };
-    const storage = await startAppProcess(main('storage'), {
-      env: {
-        ...base,
-        STORAGE_BACKEND: 'mongo',
-        MONGODB_URI: inject('mongoUri'),
-        MONGODB_DATABASE: `metrics_${randomBytes(4).toString('hex')}`,
-        GRPC_PORT: '0',
-        HTTP_PORT: '0',
-        STORAGE_TOKEN: token,
-      },
-      ready: /grpc 127\.0\.0\.1:(\d+) http (\d+)/,
+    const storage = await startStorageProcess({
+      env: { ...base },
+      token,
+      backend: { mongoUri: inject('mongoUri'), databasePrefix: 'metrics' },
     });
     started.push(storage);
     const storageEnv = {

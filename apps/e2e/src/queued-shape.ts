@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GrpcStorage } from '@modproxy/storage-grpc';
 import { createTempDir, removeDir, startAppProcess, type AppProcess } from '@modproxy/testing';
+import { startStorageProcess } from './storage-process';
 
 export interface QueuedShapeOptions {
   mongoUri: string;
@@ -66,18 +67,11 @@ export async function startQueuedShape(options: QueuedShapeOptions): Promise<Que
     return exits;
   };
   try {
-    const storage = await startAppProcess(main('storage'), {
-      env: {
-        ...base,
-        STORAGE_BACKEND: 'mongo',
-        MONGODB_URI: options.mongoUri,
-        MONGODB_DATABASE: `queued_${randomBytes(4).toString('hex')}`,
-        GRPC_PORT: '0',
-        HTTP_PORT: '0',
-        STORAGE_TOKEN: token,
-      },
+    const storage = await startStorageProcess({
+      env: { ...base },
+      token,
+      backend: { mongoUri: options.mongoUri, databasePrefix: 'queued' },
       cwd: sandbox,
-      ready: /grpc 127\.0\.0\.1:(\d+) http (\d+)/,
     });
     started.push(storage);
     const grpcUrl = `127.0.0.1:${storage.match[1] ?? ''}`;

@@ -14,6 +14,7 @@ import {
   type StaticGoproxy,
   type TestCertificateFiles,
 } from '@modproxy/testing';
+import { startStorageProcess } from './storage-process';
 
 const root = join(__dirname, '..', '..', '..');
 const main = (app: string) => join(root, 'dist', 'apps', app, 'main.js');
@@ -74,19 +75,10 @@ describe('TLS on every gRPC hop (proxy → lathens → storage service, proxy �
     await writeFile(join(versions, `${VERSION}.zip`), zip);
     upstream = await startStaticGoproxy(upstreamDir);
 
-    const storage = await startAppProcess(main('storage'), {
-      env: {
-        ...base(),
-        STORAGE_BACKEND: 'mongo',
-        MONGODB_URI: inject('mongoUri'),
-        MONGODB_DATABASE: `tls_${randomBytes(4).toString('hex')}`,
-        GRPC_PORT: '0',
-        HTTP_PORT: '0',
-        STORAGE_TOKEN: token,
-        TLS_CERT_FILE: certificates.certFile,
-        TLS_KEY_FILE: certificates.keyFile,
-      },
-      ready: /grpc 127\.0\.0\.1:(\d+) http (\d+)/,
+    const storage = await startStorageProcess({
+      env: { ...base(), TLS_CERT_FILE: certificates.certFile, TLS_KEY_FILE: certificates.keyFile },
+      token,
+      backend: { mongoUri: inject('mongoUri'), databasePrefix: 'tls' },
     });
     started.push(storage);
     storageEnv = {
