@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { abortedError, errors, throwIfAborted, toModuleError } from '@modproxy/errors';
+import { abortedError, errors, throwIfAborted, toModuleError, waitUnlessAborted } from '@modproxy/errors';
 import {
   chunkToBuffer,
   type CallOptions,
@@ -484,20 +484,5 @@ function raceSignal<T>(
   op: string,
   ref: ModuleVersionRef,
 ): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(abortedError(op, signal, ref));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortedError(op, signal, ref));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
+  return waitUnlessAborted(promise, signal, (fired) => abortedError(op, fired, ref));
 }

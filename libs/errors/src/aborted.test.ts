@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { abortedByDeadline, abortedError, throwIfAborted } from './index';
+import { abortedByDeadline, abortedError, throwIfAborted, waitUnlessAborted } from './index';
 
 describe('abortedError', () => {
   it('is timeout when a deadline fired the signal, with the reason as cause', () => {
@@ -35,5 +35,25 @@ describe('abortedError', () => {
     expect(() => throwIfAborted('op', controller.signal)).toThrow(
       expect.objectContaining({ kind: 'timeout' }),
     );
+  });
+});
+
+describe('waitUnlessAborted', () => {
+  it('lets one waiter leave with its own error while the shared work goes on for the others', async () => {
+    let finish: (value: string) => void = () => undefined;
+    const work = new Promise<string>((resolve) => (finish = resolve));
+    const leaving = new AbortController();
+    const left = waitUnlessAborted(work, leaving.signal, (signal) => abortedError('test.wait', signal));
+    const staying = waitUnlessAborted(work, new AbortController().signal, (signal) =>
+      abortedError('test.wait', signal),
+    );
+    leaving.abort();
+    await expect(left).rejects.toMatchObject({ kind: 'cancelled', op: 'test.wait' });
+    finish('done');
+    expect(await staying).toBe('done');
+    // An already fired signal never waits.
+    await expect(
+      waitUnlessAborted(work, AbortSignal.abort(), (signal) => abortedError('test.wait', signal)),
+    ).rejects.toMatchObject({ kind: 'cancelled' });
   });
 });

@@ -35,3 +35,31 @@ export function throwIfAborted(
 ): void {
   if (signal?.aborted) throw abortedError(op, signal, options);
 }
+
+/**
+ * Waits for shared work without letting one caller's signal cancel it for the others: when the
+ * signal fires first, this caller alone gets `stopped()` (its own `cancelled` or `timeout`) and
+ * the work goes on.
+ */
+export function waitUnlessAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  stopped: (signal: AbortSignal) => Error,
+): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(stopped(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(stopped(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}

@@ -1,4 +1,4 @@
-import { abortedByDeadline, errors, type ModuleError } from '@modproxy/errors';
+import { abortedByDeadline, errors, waitUnlessAborted, type ModuleError } from '@modproxy/errors';
 
 /**
  * Collapses concurrent calls for the same key into one: the first caller starts the work,
@@ -45,22 +45,7 @@ export function waitFor<T>(
   signal: AbortSignal | undefined,
   context: WaitContext,
 ): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(stoppedWaiting(signal, context));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(stoppedWaiting(signal, context));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
+  return waitUnlessAborted(promise, signal, (fired) => stoppedWaiting(fired, context));
 }
 
 function stoppedWaiting(signal: AbortSignal, context: WaitContext): ModuleError {
