@@ -73,12 +73,22 @@ export class JobEvents {
     return this.watchers.size;
   }
 
-  /** Resolves once events are being read; starts reading on the first call. */
+  /**
+   * Resolves once events are being read; starts reading on the first call. A start that failed
+   * (the queue Redis refused the connection, a command gave up) is not remembered: every caller
+   * waiting on it gets its error, and the next call starts again, so the reader comes back with
+   * Redis instead of failing every later wait.
+   */
   async ready(): Promise<void> {
     if (this.closed) throw new Error('job events are closed');
     // Outside the caller's trace: the reader lives on, and its blocking reads belong to no request.
-    this.starting ??= context.with(ROOT_CONTEXT, () => this.start());
-    await this.starting;
+    const starting = (this.starting ??= context.with(ROOT_CONTEXT, () => this.start()));
+    try {
+      await starting;
+    } catch (error) {
+      if (this.starting === starting) this.starting = undefined;
+      throw error;
+    }
   }
 
   async close(): Promise<void> {
@@ -115,7 +125,14 @@ export class JobEvents {
     // A failed attempt with a backoff is `delayed`, without one `waiting` (BullMQ's retryJob).
     events.on('delayed', ({ jobId }) => this.requeued(jobId));
     events.on('waiting', ({ jobId, prev }) => prev === 'active' && this.requeued(jobId));
-    await events.waitUntilReady();
+    try {
+      await events.waitUntilReady();
+    } catch (error) {
+      // The next start makes a reader of its own: this one must not read on beside it.
+      if (this.events === events) this.events = undefined;
+      await events.close().catch(() => undefined);
+      throw error;
+    }
     return events;
   }
 
