@@ -257,11 +257,17 @@ export class FetchQueue {
    * `undefined` while it runs or waits with no failed attempt; `null` when there is no such job.
    */
   private async outcomeOf(jobId: string): Promise<WaitEnd | undefined | null> {
+    // The state first, then the job: a job read first may be the attempt still running, whose
+    // state is failed by the time it is asked (with no reason in the copy read). The move to
+    // completed or failed writes the state and the job at once, so read after, the job has them.
+    const state = await this.queue.getJobState(jobId);
+    if (state === 'unknown') return null;
     const job = await this.queue.getJob(jobId);
     if (!job) return null;
-    const state = await job.getState();
     if (state === 'completed') return { state: 'completed', returnvalue: job.returnvalue };
-    if (state === 'failed') return { state: 'failed', failedReason: job.failedReason };
+    // A failed job retried meanwhile (another replica's add) has lost its reason: not ended.
+    if (state === 'failed')
+      return job.failedReason ? { state: 'failed', failedReason: job.failedReason } : undefined;
     // A retry clears the reason (`job.retry`), and a move by a host limit spends no attempt, so
     // a reason here is the failed attempt the job waits to retry. One not in our format (BullMQ's
     // own, a lost lock) says nothing a client could use: the retry will tell.
