@@ -1,6 +1,7 @@
 import { errors } from '@modproxy/errors';
 import { isCanonicalVersion, isValidModulePath } from '@modproxy/gomod';
 import type { CatalogOptions, CatalogPage, ModuleVersionRef } from './module-storage';
+import { decodePageToken, encodePageToken } from './page-token';
 
 /** Largest page a catalog call may ask for. */
 export const MAX_CATALOG_PAGE_SIZE = 10_000;
@@ -18,27 +19,25 @@ export function compareCatalogEntries(a: ModuleVersionRef, b: ModuleVersionRef):
 
 /** The page token naming `last`, the final entry of a page: base64url of a JSON pair. */
 export function encodeCatalogToken(last: ModuleVersionRef): string {
-  return Buffer.from(JSON.stringify([last.module, last.version])).toString('base64url');
+  return encodePageToken([last.module, last.version]);
 }
 
 /** The entry a page token names; invalid-argument for anything {@link encodeCatalogToken} did not make. */
 export function decodeCatalogToken(op: string, token: string): ModuleVersionRef {
-  const invalid = () => errors.invalidArgument(op, 'invalid catalog page token');
-  if (typeof token !== 'string' || !/^[A-Za-z0-9_-]+$/.test(token)) throw invalid();
-  let decoded: unknown;
-  try {
-    decoded = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-  } catch {
-    throw invalid();
-  }
-  if (!Array.isArray(decoded) || decoded.length !== 2) throw invalid();
-  const [module, version] = decoded as unknown[];
-  if (typeof module !== 'string' || typeof version !== 'string') throw invalid();
-  if (!isValidModulePath(module) || !isCanonicalVersion(version)) throw invalid();
-  const entry = { module, version };
-  // Node's base64url decoder skips junk; only the exact spelling we hand out is accepted.
-  if (encodeCatalogToken(entry) !== token) throw invalid();
-  return entry;
+  return decodePageToken(
+    op,
+    token,
+    'catalog',
+    2,
+    ([module, version]) =>
+      typeof module === 'string' &&
+      typeof version === 'string' &&
+      isValidModulePath(module) &&
+      isCanonicalVersion(version)
+        ? { module, version }
+        : undefined,
+    encodeCatalogToken,
+  );
 }
 
 export interface CatalogRequest {

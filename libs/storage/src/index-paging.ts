@@ -2,6 +2,7 @@ import { errors } from '@modproxy/errors';
 import { isCanonicalVersion, isValidModulePath } from '@modproxy/gomod';
 import { MAX_CATALOG_PAGE_SIZE } from './catalog-paging';
 import type { IndexEntry, IndexOptions, IndexPage } from './module-storage';
+import { decodePageToken, encodePageToken } from './page-token';
 
 /** Largest page an index call may ask for (the catalog's). */
 export const MAX_INDEX_PAGE_SIZE = MAX_CATALOG_PAGE_SIZE;
@@ -22,30 +23,28 @@ export function compareIndexEntries(a: IndexEntry, b: IndexEntry): number {
 
 /** The page token naming `last`, the final entry of a page: base64url of a JSON triple. */
 export function encodeIndexToken(last: IndexEntry): string {
-  return Buffer.from(JSON.stringify([last.storedAt.getTime(), last.module, last.version])).toString(
-    'base64url',
-  );
+  return encodePageToken([last.storedAt.getTime(), last.module, last.version]);
 }
 
 /** The entry a page token names; invalid-argument for anything {@link encodeIndexToken} did not make. */
 export function decodeIndexToken(op: string, token: string): IndexEntry {
-  const invalid = () => errors.invalidArgument(op, 'invalid index page token');
-  if (typeof token !== 'string' || !/^[A-Za-z0-9_-]+$/.test(token)) throw invalid();
-  let decoded: unknown;
-  try {
-    decoded = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-  } catch {
-    throw invalid();
-  }
-  if (!Array.isArray(decoded) || decoded.length !== 3) throw invalid();
-  const [ms, module, version] = decoded as unknown[];
-  if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || ms < 0) throw invalid();
-  if (typeof module !== 'string' || typeof version !== 'string') throw invalid();
-  if (!isValidModulePath(module) || !isCanonicalVersion(version)) throw invalid();
-  const entry = { module, version, storedAt: new Date(ms) };
-  // Node's base64url decoder skips junk; only the exact spelling we hand out is accepted.
-  if (encodeIndexToken(entry) !== token) throw invalid();
-  return entry;
+  return decodePageToken(
+    op,
+    token,
+    'index',
+    3,
+    ([ms, module, version]) =>
+      typeof ms === 'number' &&
+      Number.isSafeInteger(ms) &&
+      ms >= 0 &&
+      typeof module === 'string' &&
+      typeof version === 'string' &&
+      isValidModulePath(module) &&
+      isCanonicalVersion(version)
+        ? { module, version, storedAt: new Date(ms) }
+        : undefined,
+    encodeIndexToken,
+  );
 }
 
 export interface IndexRequest {
