@@ -77,7 +77,9 @@ COPY --from=build /src/dist/apps/proxy ./dist/apps/proxy
 ENV HOST=0.0.0.0 \
   STORAGE_DIR=/var/lib/modproxy/storage \
   WORKERS=1
-EXPOSE 3000
+# 3000: GOPROXY; 7070: the admin port (status page, purge) where ADMIN_PORT=7070 sets it, as
+# docker-compose.yml and k8s/ do with the credentials; off unless set.
+EXPOSE 3000 7070
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "/app/scripts/healthcheck.mjs", "http://127.0.0.1:3000/readyz"]
 CMD ["node", "--import", "/app/dist/apps/proxy/instrument.js", "--enable-source-maps", "/app/dist/apps/proxy/main.js"]

@@ -4,7 +4,7 @@ import Ajv2019 from 'ajv/dist/2019';
 import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCommand } from '@modproxy/testing';
-import { type ComposeFile, interpolate, readComposeFile } from './compose-model';
+import { type ComposeFile, interpolate, publishedPort, readComposeFile } from './compose-model';
 import { COMPOSE_FILE, REPO_ROOT } from './repo-paths';
 
 /**
@@ -124,6 +124,16 @@ describe('docker-compose.yml', () => {
         expect(mount.readOnly, `${service.name}: ${mount.source}`).toBe(true);
       }
     }
+  });
+
+  it('reads ports as compose does: [host_ip:]published:target[/protocol], the host address kept', () => {
+    expect(['3000', '3000:3000', '127.0.0.1:7070:7070/tcp', '[::1]:8080:80'].map(publishedPort)).toEqual([
+      { hostIp: undefined, published: 3000, target: 3000 },
+      { hostIp: undefined, published: 3000, target: 3000 },
+      { hostIp: '127.0.0.1', published: 7070, target: 7070 },
+      { hostIp: '[::1]', published: 8080, target: 80 },
+    ]);
+    expect(() => publishedPort('3000-3005:3000-3005')).toThrow(/is not \[host_ip:\]published:target/);
   });
 
   it('interpolates ${VAR:-default} as compose does', () => {

@@ -11,6 +11,14 @@ export interface ComposeMount {
   readOnly: boolean;
 }
 
+/** A published port of a service. */
+export interface ComposePort {
+  /** The host address it is bound to; undefined: every interface of the host. */
+  hostIp: string | undefined;
+  published: number;
+  target: number;
+}
+
 /** One service of docker-compose.yml, normalized the way compose reads it. */
 export interface ComposeService {
   name: string;
@@ -27,8 +35,8 @@ export interface ComposeService {
   healthcheck: string[] | undefined;
   dependsOn: Record<string, string>;
   mounts: ComposeMount[];
-  /** `published:target` pairs of `ports`. */
-  ports: Array<{ published: number; target: number }>;
+  /** `ports` entries (`[host_ip:]published:target[/protocol]`); `hostIp` undefined: every interface. */
+  ports: ComposePort[];
 }
 
 export interface ComposeFile {
@@ -78,10 +86,7 @@ function normalizeService(name: string, service: Record<string, unknown>): Compo
         readOnly: false,
       })),
     ],
-    ports: stringList(service['ports']).map((entry) => {
-      const [published, target] = entry.split(':').map((part) => Number.parseInt(part, 10));
-      return { published: published ?? Number.NaN, target: target ?? published ?? Number.NaN };
-    }),
+    ports: stringList(service['ports']).map(publishedPort),
   };
 }
 
@@ -141,6 +146,21 @@ function dependsOn(value: unknown): Record<string, string> {
       optionalString(asRecord(item)['condition']) ?? 'service_started',
     ]),
   );
+}
+
+/**
+ * The short syntax of `ports`: `target`, `published:target` or `host_ip:published:target`, each
+ * with an optional `/protocol` (an IPv6 host address in brackets).
+ */
+export function publishedPort(entry: string): ComposePort {
+  const match = /^(?:(\[[^\]]+\]|[^:]+):)??(?:(\d+):)?(\d+)(?:\/(?:tcp|udp))?$/.exec(entry);
+  if (!match?.[3]) throw new Error(`ports: ${entry} is not [host_ip:]published:target`);
+  const target = Number.parseInt(match[3], 10);
+  return {
+    hostIp: match[1],
+    published: match[2] === undefined ? target : Number.parseInt(match[2], 10),
+    target,
+  };
 }
 
 function volumeMount(entry: string): ComposeMount {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { isSecretVariable } from '@modproxy/config';
 import {
   type ConfigSchema,
   listeningPorts,
@@ -13,7 +14,13 @@ import {
 import { type ComposeFile, readComposeFile } from './compose-model';
 import { appOfImage, STOCK_IMAGE_PORTS, stockImageKind } from './container-spec';
 import { DockerfileModel } from './dockerfile-model';
-import { containerPortNumber, type K8sContainer, type K8sObject, RenderedObjects } from './k8s-model';
+import {
+  containerPortNumber,
+  type K8sContainer,
+  type K8sObject,
+  RenderedObjects,
+  type ServicePort,
+} from './k8s-model';
 import { allowedSources } from './network-policies';
 import {
   APPS,
@@ -42,7 +49,7 @@ const k8s = {} as Record<'dev' | 'prod', RenderedObjects>;
 const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string })
   .version;
 
-/** The Secret an operator makes from k8s/secret.template.yaml (its tokens filled in; the placeholders are too short to start with). */
+/** The Secret an operator makes from k8s/secret.template.yaml (its tokens and passwords filled in; the placeholders are too short to start with). */
 function secretFromTemplate(namespace: string): K8sObject {
   const template = parse(readFileSync(join(K8S_DIR, 'secret.template.yaml'), 'utf8')) as K8sObject & {
     stringData: Record<string, string>;
@@ -50,7 +57,7 @@ function secretFromTemplate(namespace: string): K8sObject {
   const stringData = Object.fromEntries(
     Object.entries(template.stringData).map(([key, value]) => [
       key,
-      key.endsWith('-token') ? 'f'.repeat(64) : value,
+      key.endsWith('-token') || key.endsWith('-password') ? 'f'.repeat(64) : value,
     ]),
   );
   return { ...template, metadata: { ...template.metadata, namespace }, stringData };
@@ -372,7 +379,10 @@ describe('ports', () => {
           expect(ports, `${service.name} ports`).toContain(published.target);
       }
     }
-    expect(compose.services['proxy']?.ports).toEqual([{ published: 3000, target: 3000 }]);
+    expect(compose.services['proxy']?.ports).toEqual([
+      { hostIp: undefined, published: 3000, target: 3000 },
+      { hostIp: '127.0.0.1', published: 7070, target: 7070 },
+    ]);
   });
 
   it('Prometheus scrapes every app at the port that serves its /metrics', () => {
@@ -414,17 +424,152 @@ describe('NetworkPolicies (dev, with Redis and MongoDB in the namespace)', () =>
     expect(sources('mongo', 27017)).toEqual({ anyone: false, workloads: ['storage'], outside: [] });
   });
 
-  it('let anyone reach the proxy, and nothing else reach crathens or lathens but the apps and the monitoring namespace', () => {
+  it('let anyone reach the proxy’s GOPROXY port, and nothing else reach crathens or lathens but the apps, the monitoring namespace and (crathens’ admin port) the operators’ namespace', () => {
     expect(sources('proxy', 3000).anyone).toBe(true);
     expect(sources('crathens', 7073)).toEqual({
       anyone: false,
       workloads: [],
-      outside: [expect.stringContaining('monitoring')],
+      outside: [
+        expect.stringContaining('modproxy.io/monitoring'),
+        expect.stringContaining('modproxy.io/admin'),
+      ],
     });
     expect(sources('lathens', 7071)).toEqual({
       anyone: false,
       workloads: ['crathens', 'proxy'],
       outside: [],
     });
+  });
+
+  it('let only the operators’ namespace reach the proxy’s admin port: no app, no Go client, not the ingress controller', () => {
+    expect(sources('proxy', 7070)).toEqual({
+      anyone: false,
+      workloads: [],
+      outside: [expect.stringContaining('modproxy.io/admin')],
+    });
+  });
+});
+
+/** The apps with an admin port an operator uses: the proxy's status page and purge, crathens' queue dashboard. */
+const ADMIN_APPS: ReadonlySet<AppName> = new Set(['proxy', 'crathens']);
+
+/** Where each Ingress path leads: the workload and container port behind its Service port. */
+function ingressTargets(rendered: RenderedObjects): Array<{ workload: string; containerPort: number }> {
+  const targets: Array<{ workload: string; containerPort: number }> = [];
+  for (const ingress of rendered.ofKind('Ingress')) {
+    const spec = ingress['spec'] as {
+      rules?: Array<{
+        http?: {
+          paths: Array<{ backend: { service?: { name: string; port: { name?: string; number?: number } } } }>;
+        };
+      }>;
+    };
+    for (const path of (spec.rules ?? []).flatMap((rule) => rule.http?.paths ?? [])) {
+      const backend = path.backend.service;
+      if (!backend) continue;
+      const service = rendered.find('Service', backend.name);
+      const port = ((service?.['spec'] as { ports?: ServicePort[] } | undefined)?.ports ?? []).find(
+        (candidate) => candidate.name === backend.port.name || candidate.port === backend.port.number,
+      );
+      for (const workload of rendered.workloads()) {
+        for (const route of rendered.servicePortsOf(workload)) {
+          if (route.service === backend.name && route.port === port?.port)
+            targets.push({ workload: workload.name, containerPort: route.containerPort });
+        }
+      }
+    }
+  }
+  return targets;
+}
+
+describe('admin ports (the proxy’s status page and purge, crathens’ queue dashboard)', () => {
+  it('are on, in compose and every overlay: a port on every interface of the container, and credentials', () => {
+    const admins = runs().filter((run) => ADMIN_APPS.has(run.app));
+    expect(admins.map((run) => run.where).sort()).toEqual([
+      'docker-compose.yml crathens',
+      'docker-compose.yml proxy',
+      'k8s dev crathens',
+      'k8s dev proxy',
+      'k8s prod crathens',
+      'k8s prod proxy',
+    ]);
+    for (const run of admins) {
+      const { config } = parseAppConfig(schemas[run.app], run.env);
+      expect(config['ADMIN_PORT'], run.where).toEqual(expect.any(Number));
+      // Reached through a published port or a Service, never from inside the container alone.
+      expect(config['ADMIN_HOST'], run.where).toBe('0.0.0.0');
+      expect(config['ADMIN_PASSWORD'], run.where).toEqual(expect.any(String));
+      expect(config['ADMIN_TOKEN'], run.where).toEqual(expect.any(String));
+      expect(config['ADMIN_ALLOW_UNAUTHENTICATED'], run.where).toBe(false);
+    }
+  });
+
+  it('in docker-compose.yml: published on the host’s loopback only; the GOPROXY port is the one port open to every interface', () => {
+    const published: string[] = [];
+    for (const service of Object.values(compose.services)) {
+      const app = APPS.find((candidate) => candidate === service.buildTarget);
+      if (!app) continue;
+      const ports = listeningPorts(schemas[app], { ...dockerfile.image(app).env, ...service.environment });
+      for (const port of service.ports) {
+        const bound = port.hostIp ?? '*';
+        const variable = [...ports].find(([, number]) => number === port.target)?.[0];
+        published.push(`${service.name} ${bound}:${port.published} → ${variable ?? port.target}`);
+      }
+    }
+    expect(published.sort()).toEqual([
+      'crathens 127.0.0.1:7073 → ADMIN_PORT',
+      'proxy *:3000 → PORT',
+      'proxy 127.0.0.1:7070 → ADMIN_PORT',
+    ]);
+  });
+
+  it('in Kubernetes: reached by ClusterIP Services only, never by the Ingress, which leads to the GOPROXY port alone', () => {
+    for (const overlay of ['dev', 'prod'] as const) {
+      const rendered = k8s[overlay];
+      expect(ingressTargets(rendered), overlay).toEqual([{ workload: 'proxy', containerPort: 3000 }]);
+      for (const workload of rendered.workloads()) {
+        const [container] = workload.pod.containers;
+        const app = appOfImage(container?.image, APPS);
+        if (!container || !app || !ADMIN_APPS.has(app)) continue;
+        const env = { ...dockerfile.image(app).env, ...rendered.containerEnv(container) };
+        const admin = listeningPorts(schemas[app], env).get('ADMIN_PORT');
+        const routes = rendered.servicePortsOf(workload).filter((route) => route.containerPort === admin);
+        expect(routes.length, `${overlay} ${app}`).toBeGreaterThan(0);
+        for (const route of routes) {
+          const type = (rendered.find('Service', route.service)?.['spec'] as { type?: string }).type;
+          expect(type ?? 'ClusterIP', `${overlay} Service ${route.service}`).toBe('ClusterIP');
+        }
+      }
+      const nodePorts = rendered
+        .ofKind('Service')
+        .filter((service) =>
+          ['NodePort', 'LoadBalancer'].includes((service['spec'] as { type?: string }).type ?? ''),
+        );
+      expect(nodePorts, overlay).toEqual([]);
+    }
+  });
+
+  it('in Kubernetes: every secret variable (ADMIN_PASSWORD, ADMIN_TOKEN, the tokens) comes from the Secret, none from a ConfigMap or the manifest', () => {
+    for (const overlay of ['dev', 'prod'] as const) {
+      for (const configMap of k8s[overlay].ofKind('ConfigMap')) {
+        const keys = Object.keys((configMap['data'] as Record<string, string> | undefined) ?? {});
+        expect(keys.filter(isSecretVariable), `${overlay} ${configMap.metadata.name}`).toEqual([]);
+      }
+      for (const { app, container } of appContainers(k8s[overlay])) {
+        const env = k8s[overlay].containerEnv(container);
+        const secrets = Object.keys(env).filter(isSecretVariable);
+        if (ADMIN_APPS.has(app))
+          expect(secrets, `${overlay} ${app}`).toEqual(
+            expect.arrayContaining(['ADMIN_PASSWORD', 'ADMIN_TOKEN']),
+          );
+        for (const name of secrets) {
+          const variable = (container.env ?? []).find((candidate) => candidate.name === name);
+          // The dev overlay's generated Secret carries a hash in its name.
+          expect(variable?.valueFrom?.secretKeyRef?.name, `${overlay} ${app} ${name}`).toMatch(
+            /^modproxy-secrets(-[a-z0-9]{10})?$/,
+          );
+        }
+      }
+    }
   });
 });

@@ -131,6 +131,72 @@ describe('the deployment files run as processes', () => {
       .map((target) => [target.split(':')[0] ?? '', Number(target.split(':')[1])]);
   };
 
+  /**
+   * The admin ports as an operator reaches them (`proxyAdmin`, `crathensAdmin`: where the
+   * files publish or route them), with the credentials the files give: the proxy's status page
+   * answers HTTP Basic and the bearer token and lists a version the build fetched through the
+   * queue, its purge deletes that version from storage, and crathens' queue dashboard answers;
+   * without credentials, or with a wrong token, each refuses (401) and changes nothing.
+   */
+  async function expectAdminPorts(
+    deployment: LocalDeployment,
+    proxyAdmin: number,
+    crathensAdmin: number,
+  ): Promise<void> {
+    const credentials = (container: string) => {
+      const env = deployment.container(container).spec.env;
+      const { ADMIN_PASSWORD: password, ADMIN_TOKEN: token } = env;
+      expect(password, `${container} ADMIN_PASSWORD`).toBeTruthy();
+      expect(token, `${container} ADMIN_TOKEN`).toBeTruthy();
+      const basic = Buffer.from(`${env['ADMIN_USER'] ?? 'admin'}:${password ?? ''}`).toString('base64');
+      return { basic: `Basic ${basic}`, bearer: `Bearer ${token ?? ''}` };
+    };
+    const get = (url: string, authorization?: string) =>
+      fetch(url, authorization ? { headers: { authorization } } : {});
+
+    const proxy = credentials('proxy');
+    const status = `http://127.0.0.1:${proxyAdmin}/`;
+    const refused = await get(status);
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('www-authenticate')).toMatch(/^Basic realm=/);
+    expect((await get(status, 'Bearer not-the-admin-token-0123456789')).status).toBe(401);
+    const { hello } = fixtures;
+    for (const authorization of [proxy.bearer, proxy.basic]) {
+      const page = await get(status, authorization);
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      expect(html).toContain('modproxy proxy status');
+      // Read from the queue Redis: crathens fetched it, this replica only queued it.
+      const row = html
+        .split('<tr ')
+        .find((candidate) =>
+          candidate.startsWith(`data-module="${hello.path}" data-version="${hello.latest}"`),
+        );
+      expect(row, html).toMatch(/<td>fetch queue<\/td>/);
+    }
+
+    const stored = `${hello.path}@${hello.latest}`;
+    const purge = (authorization?: string) =>
+      fetch(`http://127.0.0.1:${proxyAdmin}/modules/${hello.escapedPath}/@v/${hello.latest}`, {
+        method: 'DELETE',
+        ...(authorization ? { headers: { authorization } } : {}),
+      });
+    expect((await purge()).status).toBe(401);
+    expect(await storedVersions(deployment, 'storage', 50051)).toContain(stored);
+    const purged = await purge(proxy.bearer);
+    expect(purged.status, await purged.text()).toBe(200);
+    expect(await storedVersions(deployment, 'storage', 50051)).not.toContain(stored);
+
+    const crathens = credentials('crathens');
+    const board = `http://127.0.0.1:${crathensAdmin}/admin/queues`;
+    expect((await get(board)).status).toBe(401);
+    for (const authorization of [crathens.basic, crathens.bearer]) {
+      const page = await get(board, authorization);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toMatch(/<html/i);
+    }
+  }
+
   const expectedOutput = () => program().map((fixture) => fixture.byVersion[fixture.latest]?.returns);
   const expectedStored = () => program().map((fixture) => `${fixture.path}@${fixture.latest}`);
 
@@ -170,10 +236,17 @@ describe('the deployment files run as processes', () => {
     return path;
   }
 
-  it('docker compose up: GOPROXY=http://localhost:<published port> go build works, crathens fetched every version through the queue, storage has them', async () => {
+  it('docker compose up: GOPROXY=http://localhost:<published port> go build works, crathens fetched every version through the queue, storage has them; the admin ports published on loopback answer their credentials and refuse without', async () => {
     const compose = readComposeFile(COMPOSE_FILE);
-    const published = compose.services['proxy']?.ports[0];
+    const published = compose.services['proxy']?.ports.find((port) => port.hostIp === undefined);
     expect(published).toBeDefined();
+    // What this machine's operator opens: the admin ports compose binds to the host's loopback.
+    const adminPort = (service: string) => {
+      const port = compose.services[service]?.ports.find((candidate) => candidate.hostIp === '127.0.0.1');
+      expect(port, `${service}'s admin port on 127.0.0.1`).toBeDefined();
+      expect(port?.target).toBe(Number(compose.services[service]?.environment['ADMIN_PORT']));
+      return port?.target ?? 0;
+    };
     const deployment = await composeDeployment();
     try {
       const url = `http://127.0.0.1:${deployment.resolve('proxy', published?.target ?? 0)}`;
@@ -191,12 +264,17 @@ describe('the deployment files run as processes', () => {
         expect(metrics.status, `${host}:${port}`).toBe(200);
         expect(await metrics.text(), `${host}:${port}`).toMatch(/^# HELP /m);
       }
+      await expectAdminPorts(
+        deployment,
+        deployment.resolve('proxy', adminPort('proxy')),
+        deployment.resolve('crathens', adminPort('crathens')),
+      );
     } finally {
       await deployment.stop();
     }
   }, 240_000);
 
-  it('kubectl apply -k k8s/overlays/dev: the go command builds through the Ingress backend, crathens fetched every version, storage has them', async () => {
+  it('kubectl apply -k k8s/overlays/dev: the go command builds through the Ingress backend, crathens fetched every version, storage has them; the admin ports behind their Services answer the Secret’s credentials and refuse without', async () => {
     const rendered = await RenderedObjects.render(KUSTOMIZATIONS.dev);
     const ingress = rendered.ofKind('Ingress')[0];
     const backend = (
@@ -226,6 +304,17 @@ describe('the deployment files run as processes', () => {
       expect(await fetchJobsCompleted(deployment, 'crathens', 7073)).toBeGreaterThanOrEqual(
         expectedStored().length,
       );
+      // The Service an operator port-forwards to (not the Ingress' one) for each admin port.
+      const adminService = (name: string) => {
+        const admin = Number(deployment.container(name).spec.env['ADMIN_PORT']);
+        const route = rendered
+          .servicePortsOf(rendered.workload(name))
+          .find((candidate) => candidate.containerPort === admin);
+        expect(route, `a Service for ${name}'s admin port ${admin}`).toBeDefined();
+        expect(route?.service).not.toBe(backend?.name);
+        return deployment.resolve(route?.service ?? '', route?.port ?? 0);
+      };
+      await expectAdminPorts(deployment, adminService('proxy'), adminService('crathens'));
     } finally {
       await deployment.stop();
     }
