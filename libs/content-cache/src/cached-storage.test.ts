@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isModuleError } from '@modproxy/errors';
 import {
+  isRecyclingReadable,
   MemoryStorage,
   type CallOptions,
   type ModuleStorage,
@@ -167,6 +168,24 @@ describe('CachedStorage', () => {
     expect(events.seen).toContain('filled memory stored');
     expect(events.seen).toContain('filled disk stored');
     expect(cached.stats()).toMatchObject({ memory: { entries: 3 }, disk: { entries: 1, bytes: 1 * MiB } });
+  });
+
+  it('serves disk hits as recycling streams of large reads that close their file when done', async () => {
+    const cached = await cache();
+    const large = version('v1.1.0', 1 * MiB, 2);
+    await saveTo(backend, large);
+    expect((await zipBytes(cached, 'v1.1.0')).equals(large.zipBytes)).toBe(true);
+    const openFiles = async () => (await readdir('/proc/self/fd')).length;
+    const before = await openFiles();
+    for (let round = 0; round < 20; round++) {
+      const zip = await cached.zip(module, 'v1.1.0');
+      // The lean HTTP path hands written chunks back to such a stream (no allocation per read).
+      expect(isRecyclingReadable(zip.stream)).toBe(true);
+      if (round % 2 === 0) expect((await readAll(zip.stream)).equals(large.zipBytes)).toBe(true);
+      else zip.stream.destroy();
+    }
+    // Read to the end or left halfway: every descriptor is closed again.
+    await waitUntil(async () => (await openFiles()) <= before, { what: 'the zip files were closed' });
   });
 
   it('never remembers that a version was missing', async () => {

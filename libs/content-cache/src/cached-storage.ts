@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { abortedError, errors, throwIfAborted, toModuleError, waitUnlessAborted } from '@modproxy/errors';
 import {
   chunkToBuffer,
+  DiskZipStream,
   type CallOptions,
   type CatalogOptions,
   type CatalogPage,
@@ -177,7 +178,8 @@ export class CachedStorage implements ModuleStorage {
       const opened = await this.disk.openZip(key);
       if (opened) {
         this.report('zip', 'disk');
-        const stream = opened.handle.createReadStream({ highWaterMark: this.zipReadBytes });
+        // Large positional reads into chunks the lean path hands back once written (as from disk storage).
+        const stream = new DiskZipStream(opened.fd, opened.size, this.zipReadBytes);
         return { size: opened.size, stream: followSignal(stream, options.signal, op, ref) };
       }
     }

@@ -1,8 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { open as openFd } from 'node:fs';
+import { mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { diskName } from './cache-key';
 import { DiskTierLock } from './disk-tier-lock';
+
+/** A plain descriptor, which the zip stream reads from and closes (a FileHandle would close it again). */
+const openFile = promisify(openFd);
 
 /** The directory is another live process's disk tier: this one must go without. */
 export class DiskTierInUse extends Error {
@@ -112,14 +117,14 @@ export class DiskTier {
    * Opens the zip of `key` for reading, or undefined when the tier does not have it (a file
    * removed behind our back is forgotten). An open file stays readable after an eviction.
    */
-  async openZip(key: string): Promise<{ handle: FileHandle; size: number } | undefined> {
+  async openZip(key: string): Promise<{ fd: number; size: number } | undefined> {
     const name = diskName(key);
     const entry = this.entries.get(name);
     if (entry === undefined) return undefined;
     this.entries.delete(name);
     this.entries.set(name, entry);
     try {
-      return { handle: await open(entry.path, 'r'), size: entry.size };
+      return { fd: await openFile(entry.path, 'r'), size: entry.size };
     } catch {
       if (this.entries.get(name) === entry) this.forget(name);
       return undefined;

@@ -1,7 +1,7 @@
 export * from './module-storage';
 export { MemoryStorage, type MemoryStorageOptions } from './memory-storage';
 export { DiskStorage, type DiskStorageOptions } from './disk-storage';
-export { isRecyclingReadable, type RecyclingReadable } from './disk-zip-stream';
+export { DiskZipStream, isRecyclingReadable, type RecyclingReadable } from './disk-zip-stream';
 export {
   MAX_CATALOG_PAGE_SIZE,
   compareCatalogEntries,
