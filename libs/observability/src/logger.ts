@@ -10,7 +10,10 @@ export interface CreateLoggerOptions {
   service: string;
   /** pino level; default `info`. */
   level?: LoggerOptions['level'];
-  /** Where lines go; default stdout. Tests pass a stream to read them back. */
+  /**
+   * Where lines go; default stdout, written synchronously (see {@link createLogger}). Tests pass
+   * a stream to read them back.
+   */
   destination?: NodeJS.WritableStream;
   /**
    * The secrets this process knows (runService builds it from the validated configuration);
@@ -25,6 +28,15 @@ export interface CreateLoggerOptions {
  * configuration's secret values and of the userinfo of any URL. A line written inside a span
  * carries its `trace_id` and `span_id`, and inside a request (`withLogFields`) its
  * `request_id`.
+ *
+ * Lines reach stdout synchronously, each written before the call returns. pino's default
+ * destination writes asynchronously through libuv's threadpool and, at `process.exit`, writes
+ * what it still holds but not the write already handed to a thread: when that thread has not
+ * run yet, the line is lost (or printed out of order), and the lines just before an exit (a
+ * failed start, shutdown) are those that matter most. Node writes to a pipe or a file
+ * synchronously itself on Linux; the cost is a few microseconds a line (by default only
+ * warnings and 5xx answers are logged), and a reader that stops reading holds the process up
+ * instead of its memory growing without bound.
  */
 export function createLogger(options: CreateLoggerOptions): Logger {
   const redactor = options.redactor ?? new SecretRedactor();
@@ -53,5 +65,5 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     mixin: () => ({ ...traceLogFields(), ...currentLogFields() }),
     hooks: { streamWrite: (line) => redactor.redactJson(line) },
   };
-  return options.destination ? pino(config, options.destination) : pino(config);
+  return pino(config, options.destination ?? pino.destination({ dest: 1, sync: true }));
 }
