@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { DelayedError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -146,12 +147,19 @@ describe('FetchQueue (real Redis)', () => {
       return { result: 'fetched' };
     });
     const replicas = [producer(), producer()];
+    // Every waiter's add must land before the job fails: a later one would retry the failed job
+    // (a second run). Counted from the adds' own events, not guessed with expect.poll's 1 s.
+    let added = 0;
+    for (const replica of replicas) replica.queue.on('waiting', () => (added += 1));
     const waits = replicas.flatMap((replica) =>
       Array.from({ length: 10 }, () =>
         moduleErrorOf(replica.fetchAndWait(MODULE, 'v1.99.0', { timeoutMs: 30_000 })),
       ),
     );
-    await expect.poll(() => calls.length).toBe(1);
+    await waitUntil(() => added === 20 && calls.length === 1, {
+      what: 'every waiter added the job, and it runs',
+      timeoutMs: 30_000,
+    });
     release.open();
     const failures = await Promise.all(waits);
     for (const failure of failures) {
@@ -313,8 +321,11 @@ describe('FetchQueue (real Redis)', () => {
 
   it('queues the job again when it vanished while a caller waited (Redis lost it), and the caller gets the new run’s answer', async () => {
     const queue = producer({ pollIntervalMs: 50 });
+    // The add's own event, not a poll with expect.poll's 1 s: the waiter's event reader starts
+    // before it adds, and on a busy machine that took longer ('unknown' at the deadline).
+    const queued = once(queue.queue, 'waiting');
     const waiting = queue.fetchAndWait(MODULE, VERSION, { timeoutMs: 30_000 });
-    await expect.poll(() => queue.queue.getJobState(`${MODULE}@${VERSION}`)).toBe('waiting');
+    await queued;
     // The job and its events vanish, as when Redis restarts without persistence.
     const events = `${prefix}:${FETCH_QUEUE}:events`;
     const raw = connect();
@@ -322,8 +333,9 @@ describe('FetchQueue (real Redis)', () => {
     const job = await queue.queue.getJob(`${MODULE}@${VERSION}`);
     await job!.remove();
     // Gone entirely (e.g. Redis lost it): the waiter queues it again, and a worker answers it.
-    await worker(async () => ({ result: 'already-stored' }));
+    const { calls } = await worker(async () => ({ result: 'already-stored' }));
     expect(await waiting).toEqual({ result: 'already-stored' });
+    expect(calls).toEqual([`${MODULE}@${VERSION}`]);
   });
 
   it('refuses a malformed module path or a non-canonical version before queueing anything', async () => {
