@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { abortedByDeadline, errors, type ModuleError } from '@modproxy/errors';
 import { HostSlots } from './host-slots';
-import { runProcessGroup, type ProcessGroupResult } from './process-group';
+import { runProcessGroup } from './process-group';
 
 export interface GoCommandOptions {
   /** The go command to run, a name on PATH or a path. @default 'go' */
@@ -235,21 +235,15 @@ export class GoCommand {
   private async spawn(args: readonly string[], options: GoRunOptions): Promise<GoRunResult> {
     if (options.signal?.aborted) throw abortError(options, args, 'before it started');
     const context = { module: options.module, version: options.version };
-    let ran: ProcessGroupResult;
-    try {
-      ran = await runProcessGroup(this.goBinary, args, {
-        cwd: options.dir,
-        env: this.environment(options.dir),
-        timeoutMs: this.timeoutMs,
-        maxStderrChars: MAX_STDERR_CHARS,
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
-    } catch (error) {
-      throw errors.internal(options.op, `cannot run ${this.goBinary}: ${(error as Error).message}`, {
-        ...context,
-        cause: error,
-      });
-    }
+    const ran = await runProcessGroup(this.goBinary, args, {
+      cwd: options.dir,
+      env: this.environment(options.dir),
+      timeoutMs: this.timeoutMs,
+      maxStderrChars: MAX_STDERR_CHARS,
+      ...(options.signal ? { signal: options.signal } : {}),
+      op: options.op,
+      refs: context,
+    });
     switch (ran.end) {
       case 'timeout':
         throw errors.timeout(

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { errors, type ModuleErrorOptions } from '@modproxy/errors';
 
 export interface ProcessGroupOptions {
   cwd: string;
@@ -11,6 +12,9 @@ export interface ProcessGroupOptions {
   maxStderrChars: number;
   /** Kills the group when it fires. */
   signal?: AbortSignal;
+  /** For the error when it cannot be started: the operation and what it was about. */
+  op: string;
+  refs: ModuleErrorOptions;
 }
 
 /** How the command ended: by itself, or killed by the deadline, the signal or its output. */
@@ -28,7 +32,7 @@ export interface ProcessGroupResult {
 /**
  * Runs a command in its own process group (so that a deadline or a cancel kills everything it
  * started, not only the command), with no stdin, collecting its output. Resolves however it
- * ended, saying how; rejects only when it cannot be started (the spawn error).
+ * ended, saying how; rejects only when it cannot be started (`internal`, with the spawn error).
  */
 export function runProcessGroup(
   command: string,
@@ -75,7 +79,12 @@ export function runProcessGroup(
     };
     child.once('error', (error) => {
       cleanUp();
-      reject(error);
+      reject(
+        errors.internal(options.op, `cannot run ${command}: ${error.message}`, {
+          ...options.refs,
+          cause: error,
+        }),
+      );
     });
     child.once('close', (exitCode) => {
       cleanUp();

@@ -1,7 +1,7 @@
 import { tmpdir } from 'node:os';
 import { abortedByDeadline, errors } from '@modproxy/errors';
 import { vcsEnvironment } from '../go-command';
-import { runProcessGroup, type ProcessGroupResult } from '../process-group';
+import { runProcessGroup } from '../process-group';
 
 export interface GitCommandOptions {
   /** The git binary, a name on PATH or a path (GIT_BINARY). @default 'git' */
@@ -77,22 +77,16 @@ export class GitCommand {
   async run(args: readonly string[], options: GitRunOptions): Promise<GitRunResult> {
     const context = { module: options.module };
     if (options.signal?.aborted) throw this.abortError(options);
-    let ran: ProcessGroupResult;
-    try {
-      ran = await runProcessGroup(this.gitBinary, args, {
-        cwd: tmpdir(),
-        env: this.env,
-        timeoutMs: this.timeoutMs,
-        maxStdoutBytes: this.maxOutputBytes,
-        maxStderrChars: MAX_STDERR_CHARS,
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
-    } catch (error) {
-      throw errors.internal(options.op, `cannot run ${this.gitBinary}: ${(error as Error).message}`, {
-        ...context,
-        cause: error,
-      });
-    }
+    const ran = await runProcessGroup(this.gitBinary, args, {
+      cwd: tmpdir(),
+      env: this.env,
+      timeoutMs: this.timeoutMs,
+      maxStdoutBytes: this.maxOutputBytes,
+      maxStderrChars: MAX_STDERR_CHARS,
+      ...(options.signal ? { signal: options.signal } : {}),
+      op: options.op,
+      refs: context,
+    });
     switch (ran.end) {
       case 'timeout':
         throw errors.timeout(
