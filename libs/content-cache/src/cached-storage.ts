@@ -197,7 +197,8 @@ export class CachedStorage implements ModuleStorage {
         () => this.dropFlight(key, started),
       );
     }
-    const opened = await raceSignal(flight, options.signal, op, ref);
+    // The caller that leaves gets its own `cancelled` (or `timeout`); the open goes on for the others.
+    const opened = await waitUnlessAborted(flight, options.signal, (fired) => abortedError(op, fired, ref));
     switch (opened.kind) {
       case 'memory':
         return memoryZip(opened.bytes);
@@ -477,14 +478,4 @@ function followSignal<S extends Readable>(
   signal.addEventListener('abort', onAbort, { once: true });
   stream.once('close', () => signal.removeEventListener('abort', onAbort));
   return stream;
-}
-
-/** Waits for shared work; the caller that leaves gets its own `cancelled` (or `timeout`). */
-function raceSignal<T>(
-  promise: Promise<T>,
-  signal: AbortSignal | undefined,
-  op: string,
-  ref: ModuleVersionRef,
-): Promise<T> {
-  return waitUnlessAborted(promise, signal, (fired) => abortedError(op, fired, ref));
 }
